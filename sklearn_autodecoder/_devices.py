@@ -1,0 +1,49 @@
+"""Choosing and checking torch devices."""
+
+import torch
+
+
+def _mps_available():
+    mps = getattr(torch.backends, "mps", None)
+    return mps is not None and mps.is_available()
+
+
+def is_available(device):
+    """Whether ``device`` (a torch.device) can be used on this machine."""
+    if device.type == "cuda":
+        return torch.cuda.is_available() and (
+            device.index is None or device.index < torch.cuda.device_count()
+        )
+    if device.type == "mps":
+        return _mps_available()
+    return device.type == "cpu"
+
+
+def resolve_device(device):
+    """Turn the ``device`` parameter into an available ``torch.device``.
+
+    ``"auto"`` picks CUDA, then MPS, then the CPU. Anything else must name a
+    device that exists here, or a ValueError says which is missing.
+    """
+    if isinstance(device, str) and device == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        return torch.device("mps" if _mps_available() else "cpu")
+    try:
+        resolved = torch.device(device)
+    except (RuntimeError, TypeError) as exc:
+        raise ValueError(f"device={device!r} is not a valid torch device.") from exc
+    if not is_available(resolved):
+        raise ValueError(
+            f"device={device!r} was requested, but it is not available on this machine "
+            "(use device='auto' or 'cpu')."
+        )
+    return resolved
+
+
+def compute_dtype(dtype, device):
+    """The torch dtype to compute in for numpy ``dtype`` on ``device``."""
+    # MPS has no float64: compute in float32 there and cast the result back.
+    if dtype == "float64" and device.type != "mps":
+        return torch.float64
+    return torch.float32

@@ -1,0 +1,309 @@
+"""Readers for standard image data set files (no downloads, ever).
+
+Every loader returns images as a float32 array of shape
+``(n_samples, C * H * W)`` scaled to [0, 1], flattened channel-first and
+row-major (the layout :func:`sklearn_autodecoder.presets.make_decoder`
+produces), and labels as int64 in ``0 .. n_classes - 1``.
+"""
+
+import gzip
+import os
+import pickle
+from pathlib import Path
+
+import numpy as np
+
+__all__ = [
+    "load_cifar10",
+    "load_cifar10_batch",
+    "load_idx",
+    "load_mnist",
+    "load_stl10_binary",
+]
+
+# IDX type codes (third magic byte) -> big-endian numpy dtypes.
+_IDX_DTYPES = {
+    0x08: np.dtype(">u1"),
+    0x09: np.dtype(">i1"),
+    0x0B: np.dtype(">i2"),
+    0x0C: np.dtype(">i4"),
+    0x0D: np.dtype(">f4"),
+    0x0E: np.dtype(">f8"),
+}
+
+_STL10_SHAPE = (3, 96, 96)
+
+
+def _read_bytes(path):
+    """Whole file content, gunzipped if it starts with the gzip magic."""
+    # Sniff the content rather than trusting the extension.
+    with open(path, "rb") as f:
+        data = f.read()
+    if data[:2] == b"\x1f\x8b":
+        try:
+            data = gzip.decompress(data)
+        except (EOFError, OSError) as exc:
+            raise ValueError(f"{os.fspath(path)!r}: corrupt gzip stream ({exc}).") from exc
+    return data
+
+
+def load_idx(path):
+    """Read an IDX file (the MNIST format), optionally gzip-compressed.
+
+    Parameters
+    ----------
+    path : str or path-like
+        File to read. Gzip compression is detected from the content.
+
+    Returns
+    -------
+    array : numpy.ndarray
+        Array with the file's shape and element type, in native byte order
+        (``uint8`` for the MNIST files).
+
+    Raises
+    ------
+    ValueError
+        If the magic number is not an IDX one or the file is shorter or longer
+        than its header announces.
+
+    Examples
+    --------
+    >>> images = load_idx("train-images-idx3-ubyte.gz")  # doctest: +SKIP
+    >>> images.shape, images.dtype  # doctest: +SKIP
+    ((60000, 28, 28), dtype('uint8'))
+    """
+    data = _read_bytes(path)
+    name = os.fspath(path)
+    if len(data) < 4:
+        raise ValueError(f"{name!r}: truncated IDX file (no magic number).")
+    if data[0] != 0 or data[1] != 0 or data[2] not in _IDX_DTYPES:
+        raise ValueError(
+            f"{name!r}: bad IDX magic number 0x{data[:4].hex()}; expected "
+            "0x0000TTNN with a type code TT in "
+            f"{[hex(t) for t in _IDX_DTYPES]}."
+        )
+    dtype, ndim = _IDX_DTYPES[data[2]], data[3]
+    header = 4 + 4 * ndim
+    if len(data) < header:
+        raise ValueError(f"{name!r}: truncated IDX header ({ndim} dimensions announced).")
+    shape = tuple(int(d) for d in np.frombuffer(data, dtype=">u4", count=ndim, offset=4))
+    expected = header + int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    if len(data) != expected:
+        kind = "truncated" if len(data) < expected else "oversized"
+        raise ValueError(
+            f"{name!r}: {kind} IDX file: {len(data)} bytes for shape {shape} of "
+            f"{dtype.name}, expected {expected}."
+        )
+    array = np.frombuffer(data, dtype=dtype, offset=header).reshape(shape)
+    # Native byte order and a writable copy, whatever the file's type.
+    return array.astype(dtype.newbyteorder("="))
+
+
+def _labels(y, n, name, offset=0, n_classes=10):
+    y = np.asarray(y).astype(np.int64) - offset
+    if y.ndim != 1 or len(y) != n:
+        raise ValueError(f"{name!r}: {y.shape} labels for {n} images.")
+    if y.size and (y.min() < 0 or y.max() >= n_classes):
+        raise ValueError(
+            f"{name!r}: labels outside {offset}..{offset + n_classes - 1} "
+            f"(found {y.min() + offset}..{y.max() + offset})."
+        )
+    return y
+
+
+def _to_unit_float(images):
+    # Divide (not multiply by 1/255) so that 255 maps to exactly 1.0.
+    return images.reshape(len(images), -1).astype(np.float32) / np.float32(255)
+
+
+def load_mnist(images_path, labels_path=None):
+    """Load MNIST-format images (and labels) from IDX files.
+
+    Parameters
+    ----------
+    images_path : str or path-like
+        IDX3 image file (e.g. ``train-images-idx3-ubyte[.gz]``), uint8.
+    labels_path : str or path-like, default=None
+        IDX1 label file; None skips the labels.
+
+    Returns
+    -------
+    X : ndarray of shape (n_samples, H * W), dtype float32
+        Images flattened row-major, scaled to [0, 1].
+    y : ndarray of shape (n_samples,), dtype int64, or None
+        Labels 0 to 9, or None when ``labels_path`` is None.
+
+    Raises
+    ------
+    ValueError
+        If the files are not uint8 IDX images/labels or their counts differ.
+    """
+    images = load_idx(images_path)
+    if images.ndim != 3 or images.dtype != np.uint8:
+        raise ValueError(
+            f"{os.fspath(images_path)!r}: expected a 3-D uint8 IDX image file, got "
+            f"shape {images.shape} of {images.dtype}."
+        )
+    X = _to_unit_float(images)
+    if labels_path is None:
+        return X, None
+    labels = load_idx(labels_path)
+    return X, _labels(labels, len(X), os.fspath(labels_path))
+
+
+class _ArrayUnpickler(pickle.Unpickler):
+    """Unpickler that only rebuilds numpy arrays and builtin containers.
+
+    CIFAR batches are pickles; refusing every other global means a tampered
+    file cannot run code when loaded.
+    """
+
+    _ALLOWED = {
+        ("numpy.core.multiarray", "_reconstruct"),
+        ("numpy._core.multiarray", "_reconstruct"),
+        ("numpy.core.multiarray", "scalar"),
+        ("numpy._core.multiarray", "scalar"),
+        ("numpy.core.numeric", "_frombuffer"),
+        ("numpy._core.numeric", "_frombuffer"),
+        ("numpy", "ndarray"),
+        ("numpy", "dtype"),
+        # Python 3 protocol-2 pickles encode bytes objects through it.
+        ("_codecs", "encode"),
+    }
+
+    def find_class(self, module, name):
+        if (module, name) in self._ALLOWED:
+            return super().find_class(module, name)
+        raise pickle.UnpicklingError(
+            f"Refusing to load {module}.{name}: a CIFAR batch holds only arrays and lists."
+        )
+
+
+def _get(batch, key):
+    # The original files have bytes keys (Python 2 pickles); accept str too.
+    for k in (key.encode(), key):
+        if k in batch:
+            return batch[k]
+    return None
+
+
+def load_cifar10_batch(path):
+    """Load one CIFAR-10 batch in the "python version" pickle format.
+
+    Parameters
+    ----------
+    path : str or path-like
+        A batch file such as ``data_batch_1`` or ``test_batch``: a pickled
+        dict with ``b"data"`` (uint8, shape ``(n, 3072)``, channel-first
+        row-major) and ``b"labels"``. Only numpy arrays and builtin
+        containers are unpickled.
+
+    Returns
+    -------
+    X : ndarray of shape (n_samples, 3072), dtype float32
+        Images flattened as ``(3, 32, 32)``, scaled to [0, 1].
+    y : ndarray of shape (n_samples,), dtype int64
+        Labels 0 to 9.
+
+    Raises
+    ------
+    ValueError
+        If the file is not such a batch.
+    """
+    name = os.fspath(path)
+    with open(path, "rb") as f:
+        try:
+            batch = _ArrayUnpickler(f, encoding="bytes").load()
+        except (pickle.UnpicklingError, EOFError) as exc:
+            raise ValueError(f"{name!r}: not a CIFAR-10 batch ({exc}).") from exc
+    data = _get(batch, "data") if isinstance(batch, dict) else None
+    labels = _get(batch, "labels") if isinstance(batch, dict) else None
+    if data is None or labels is None:
+        raise ValueError(f"{name!r}: not a CIFAR-10 batch (no data/labels entries).")
+    data = np.asarray(data)
+    if data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != 3072:
+        raise ValueError(
+            f"{name!r}: expected uint8 data of shape (n, 3072), got {data.shape} "
+            f"of {data.dtype}."
+        )
+    return _to_unit_float(data), _labels(labels, len(data), name)
+
+
+def load_cifar10(directory, train=True):
+    """Load the CIFAR-10 training or test set from the python-format files.
+
+    Parameters
+    ----------
+    directory : str or path-like
+        Folder holding ``data_batch_1`` .. ``data_batch_5`` and
+        ``test_batch``, or its parent holding ``cifar-10-batches-py/``.
+    train : bool, default=True
+        True concatenates the five training batches (50,000 images); False
+        reads ``test_batch`` (10,000 images).
+
+    Returns
+    -------
+    X : ndarray of shape (n_samples, 3072), dtype float32
+        Images flattened as ``(3, 32, 32)``, scaled to [0, 1].
+    y : ndarray of shape (n_samples,), dtype int64
+        Labels 0 to 9.
+
+    Raises
+    ------
+    FileNotFoundError
+        If a batch file is missing.
+    """
+    directory = Path(directory)
+    if not (directory / "test_batch").exists() and (directory / "cifar-10-batches-py").is_dir():
+        directory = directory / "cifar-10-batches-py"
+    names = [f"data_batch_{i}" for i in range(1, 6)] if train else ["test_batch"]
+    missing = [n for n in names if not (directory / n).is_file()]
+    if missing:
+        raise FileNotFoundError(f"Missing CIFAR-10 batch files in {str(directory)!r}: {missing}.")
+    parts = [load_cifar10_batch(directory / n) for n in names]
+    return np.concatenate([X for X, _ in parts]), np.concatenate([y for _, y in parts])
+
+
+def load_stl10_binary(images_path, labels_path=None):
+    """Load STL-10 images (and labels) from the binary distribution files.
+
+    Parameters
+    ----------
+    images_path : str or path-like
+        A ``*_X.bin`` file (e.g. ``train_X.bin``, ``unlabeled_X.bin``): uint8
+        images of 3x96x96, each channel stored column-major. Gzip compression
+        is detected from the content.
+    labels_path : str or path-like, default=None
+        The matching ``*_y.bin`` file (uint8 labels 1 to 10); None skips the
+        labels.
+
+    Returns
+    -------
+    X : ndarray of shape (n_samples, 27648), dtype float32
+        Images flattened channel-first row-major as ``(3, 96, 96)``,
+        scaled to [0, 1].
+    y : ndarray of shape (n_samples,), dtype int64, or None
+        Labels 0 to 9 (the files' 1 to 10, shifted), or None.
+
+    Raises
+    ------
+    ValueError
+        If the file size is not a whole number of images, or the labels do
+        not match.
+    """
+    name = os.fspath(images_path)
+    data = _read_bytes(images_path)
+    size = int(np.prod(_STL10_SHAPE))
+    if len(data) % size:
+        raise ValueError(
+            f"{name!r}: {len(data)} bytes is not a whole number of "
+            f"{'x'.join(map(str, _STL10_SHAPE))} uint8 images."
+        )
+    # On disk each channel is column-major: read as (c, w, h), swap to (c, h, w).
+    images = np.frombuffer(data, dtype=np.uint8).reshape(-1, 3, 96, 96).transpose(0, 1, 3, 2)
+    X = _to_unit_float(np.ascontiguousarray(images))
+    if labels_path is None:
+        return X, None
+    labels = np.frombuffer(_read_bytes(labels_path), dtype=np.uint8)
+    return X, _labels(labels, len(X), os.fspath(labels_path), offset=1)

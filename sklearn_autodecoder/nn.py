@@ -1,0 +1,138 @@
+"""PyTorch modules: MLP decoders/encoders and the latent representation table.
+
+These modules know nothing about scikit-learn; the estimators build them.
+The convolutional architectures live in :mod:`sklearn_autodecoder.presets`.
+"""
+
+import torch
+from torch import nn
+
+ACTIVATIONS = {
+    "relu": nn.ReLU,
+    "tanh": nn.Tanh,
+    "logistic": nn.Sigmoid,
+    "identity": nn.Identity,
+}
+
+
+def _mlp(sizes, activation, output_activation):
+    layers = []
+    for i, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:])):
+        layers.append(nn.Linear(n_in, n_out))
+        last = i == len(sizes) - 2
+        layers.append(ACTIVATIONS[output_activation if last else activation]())
+    return nn.Sequential(*layers)
+
+
+class MLPDecoder(nn.Sequential):
+    """Fully connected decoder mapping latents to samples.
+
+    Parameters
+    ----------
+    n_components : int
+        Size of the latent vectors.
+    n_features : int
+        Size of the reconstructed samples.
+    hidden_layer_sizes : tuple of int, default=(64,)
+        Width of the hidden layers, from the latent side to the output side.
+        An empty tuple gives a linear (affine) decoder.
+    activation : {"relu", "tanh", "logistic", "identity"}, default="relu"
+        Activation after each hidden layer.
+    output_activation : {"identity", "logistic", "relu", "tanh"}, default="identity"
+        Activation of the output layer ("logistic" keeps outputs in (0, 1),
+        as the binary cross-entropy loss needs).
+    """
+
+    def __init__(
+        self,
+        n_components,
+        n_features,
+        hidden_layer_sizes=(64,),
+        activation="relu",
+        output_activation="identity",
+    ):
+        sizes = [n_components, *hidden_layer_sizes, n_features]
+        super().__init__(*_mlp(sizes, activation, output_activation))
+
+
+class MLPEncoder(nn.Sequential):
+    """Fully connected encoder mirroring :class:`MLPDecoder`.
+
+    Parameters
+    ----------
+    n_features : int
+        Size of the input samples.
+    n_components : int
+        Size of the latent vectors it outputs (linear output layer).
+    hidden_layer_sizes : tuple of int, default=(64,)
+        Width of the hidden layers, given in the *decoder's* order (latent side
+        first), so the same tuple builds a mirrored pair.
+    activation : {"relu", "tanh", "logistic", "identity"}, default="relu"
+        Activation after each hidden layer.
+    """
+
+    def __init__(self, n_features, n_components, hidden_layer_sizes=(64,), activation="relu"):
+        sizes = [n_features, *reversed(hidden_layer_sizes), n_components]
+        super().__init__(*_mlp(sizes, activation, "identity"))
+
+
+class LatentTable(nn.Module):
+    """One free latent vector per training sample (the representation layer).
+
+    Backed by ``nn.Embedding(sparse=True)``: a batch's backward pass yields a
+    sparse gradient holding only that batch's rows, so a sparse-aware
+    optimiser updates (and keeps momentum for) those rows alone.
+
+    Parameters
+    ----------
+    n_samples : int
+        Number of rows.
+    n_components : int
+        Width of each latent vector.
+    init : torch.Tensor of shape (n_samples, n_components), default=None
+        Initial values; zeros when None.
+    """
+
+    def __init__(self, n_samples, n_components, init=None):
+        super().__init__()
+        self.embedding = nn.Embedding(n_samples, n_components, sparse=True)
+        with torch.no_grad():
+            if init is None:
+                self.embedding.weight.zero_()
+            else:
+                self.embedding.weight.copy_(init)
+
+    @property
+    def weight(self):
+        return self.embedding.weight
+
+    def forward(self, index, x=None):
+        return self.embedding(index)
+
+
+class EncoderRepresentation(nn.Module):
+    """Latents computed from the samples by an encoder (autoencoder baseline)."""
+
+    def __init__(self, encoder):
+        super().__init__()
+        self.encoder = encoder
+
+    def forward(self, index, x):
+        return self.encoder(x)
+
+
+class RepresentationModel(nn.Module):
+    """A representation (latent table or encoder) followed by a decoder.
+
+    ``forward(index, x)`` returns ``(z, x_hat)``: the latents of the batch and
+    their reconstructions, so the training loop can add a prior on ``z``.
+    """
+
+    def __init__(self, representation, decoder):
+        super().__init__()
+        self.representation = representation
+        self.decoder = decoder
+
+    def forward(self, index, x):
+        z = self.representation(index, x)
+        return z, self.decoder(z)
