@@ -193,34 +193,42 @@ class BaseAutoDecoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         self._check_range(X, settings["loss"])
         X_t, mask = _to_tensor(X, torch.float32)
         device = resolve_device(self.device)
-        seed = check_random_state(self.random_state).randint(np.iinfo(np.int32).max)
-        generator = torch.Generator().manual_seed(int(seed))
+        seed = int(check_random_state(self.random_state).randint(np.iinfo(np.int32).max))
+        generator = torch.Generator().manual_seed(seed)
 
         warm = self.warm_start and hasattr(self, "decoder_")
-        if warm:
-            decoder = self.decoder_.float().to(device)
-            if self.n_components_ != settings["n_components"]:
-                raise ValueError(
-                    "warm_start=True needs the same n_components as the previous fit "
-                    f"({self.n_components_}), got {settings['n_components']}."
-                )
-        else:
-            with torch.random.fork_rng(devices=[]):  # seed without touching global RNG
-                torch.manual_seed(int(seed))
-                decoder = self._build_decoder(X.shape[1], settings).to(device)
-
+        if warm and self.n_components_ != settings["n_components"]:
+            raise ValueError(
+                "warm_start=True needs the same n_components as the previous fit "
+                f"({self.n_components_}), got {settings['n_components']}."
+            )
         train, valid = self._split(len(X), generator)
-        latents = self._initial_training_latents(decoder, X_t, mask, train, settings, warm, device, generator)
-        valid_z = None
+        rows = lambda r: (X_t[r], None if mask is None else mask[r])  # noqa: E731
+        with torch.random.fork_rng(devices=[]):  # seed without touching global RNG
+            torch.manual_seed(seed)
+            if warm:
+                decoder = self.decoder_.float().to(device)
+            else:
+                decoder = self._build_decoder(X.shape[1], settings).to(device)
+            representation, representation_optimizer = self._make_representation(
+                decoder, *rows(train), settings, warm, device, generator
+            )
+        valid_encoder, valid_state = None, None
         if valid is not None:
-            valid_z = self._start_latents(len(valid), latents, settings, device)
+            valid_encoder, valid_state = self._make_valid_encoder(
+                decoder, representation, len(valid), settings, device
+            )
 
-        net = self._make_net(decoder, latents, valid_z, settings, device, generator)
-        data = lambda rows: (  # noqa: E731
-            X_t[rows].to(device),
-            None if mask is None else mask[rows].to(device),
+        net = self._make_net(
+            RepresentationModel(representation, decoder),
+            representation_optimizer,
+            valid_encoder,
+            settings,
+            device,
+            generator,
         )
-        net.fit((data(train), None if valid is None else data(valid)))
+        on_device = lambda r: tuple(None if t is None else t.to(device) for t in rows(r))  # noqa: E731
+        net.fit((on_device(train), None if valid is None else on_device(valid)))
 
         self.device_ = device
         self.decoder_ = decoder.eval()
@@ -229,11 +237,7 @@ class BaseAutoDecoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         self.history_ = net.history
         self.n_iter_ = len(net.history)
         self.loss_curve_ = [float(v) for v in net.history[:, "train_loss"]]
-        embedding = torch.empty(len(X), self.n_components_)
-        embedding[train] = net.module_.representation.weight.detach().cpu()
-        if valid is not None:
-            embedding[valid] = valid_z.detach().cpu()
-        self.embedding_ = embedding.numpy().astype(X.dtype, copy=False)
+        self._store_representation(representation, train, valid, valid_state, X.dtype)
         return self
 
     def _split(self, n_samples, generator):
@@ -249,15 +253,63 @@ class BaseAutoDecoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         order = torch.randperm(n_samples, generator=generator)
         return order[n_valid:].sort().values, order[:n_valid].sort().values
 
-    def _initial_training_latents(self, decoder, X_t, mask, train, settings, warm, device, generator):
+    # ---- the representation: hooks an autoencoder overrides -------------------
+
+    def _make_representation(self, decoder, X_train, mask_train, settings, warm, device, generator):
+        """The trainable representation of the training samples and its optimiser.
+
+        Here a latent table (one free vector per sample) with a row-sparse
+        optimiser. Called with torch's RNG seeded from ``random_state``.
+        """
         if warm:
             # Project the data on the current manifold: a start as good as the
             # decoder, whether or not X is the previous fit's data.
-            m = None if mask is None else mask[train]
-            z, _ = self._infer_tensor(decoder, X_t[train], m, settings["loss"], device)
-            return z.float()
-        z = torch.randn(len(train), settings["n_components"], generator=generator)
-        return (LATENT_INIT_STD * z).to(device)
+            init, _ = self._infer_tensor(decoder, X_train, mask_train, settings["loss"], device)
+        else:
+            init = LATENT_INIT_STD * torch.randn(len(X_train), settings["n_components"], generator=generator)
+        table = LatentTable(len(X_train), settings["n_components"], init=init.float()).to(device)
+        optimizer = partial(
+            make_latent_optimizer,
+            name=settings["latent_optimizer"],
+            lr=settings["latent_learning_rate"],
+            momentum=settings["latent_momentum"],
+        )
+        return table, optimizer
+
+    def _make_valid_encoder(self, decoder, representation, n_valid, settings, device):
+        """``(encode(index, x, mask), state)`` for the held-out samples.
+
+        Their latents are inferred with the decoder frozen, a few steps per
+        epoch from the previous epoch's values (kept in ``state``).
+        """
+        valid_z = self._start_latents(n_valid, representation.weight.detach(), settings, device)
+
+        def encode(index, x, mask):
+            z, _ = infer_latents(
+                decoder,
+                x,
+                lambda *_: valid_z[index],
+                loss=settings["loss"],
+                mask=mask,
+                max_iter=VALID_STEPS_PER_EPOCH,
+                learning_rate=self.inference_learning_rate,
+                tol=self.tol,
+                latent_l2=settings["latent_l2"],
+                batch_size=len(x),
+                device=device,
+            )
+            valid_z[index] = z
+            return z
+
+        return encode, valid_z
+
+    def _store_representation(self, representation, train, valid, valid_state, dtype):
+        """Keep the fitted representation: here the training latents."""
+        embedding = torch.empty(len(train) + (0 if valid is None else len(valid)), self.n_components_)
+        embedding[train] = representation.weight.detach().cpu()
+        if valid is not None:
+            embedding[valid] = valid_state.detach().cpu()
+        self.embedding_ = embedding.numpy().astype(dtype, copy=False)
 
     def _start_latents(self, n_samples, reference, settings, device):
         """Deterministic starting latents for ``n_samples`` samples."""
@@ -265,28 +317,7 @@ class BaseAutoDecoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
             return reference.mean(dim=0, keepdim=True).expand(n_samples, -1).clone()
         return torch.zeros(n_samples, settings["n_components"], device=device, dtype=reference.dtype)
 
-    def _make_net(self, decoder, latents, valid_z, settings, device, generator):
-        model = RepresentationModel(LatentTable(*latents.shape, init=latents), decoder)
-        valid_encoder = None
-        if valid_z is not None:
-
-            def valid_encoder(index, x, mask):
-                z, _ = infer_latents(
-                    decoder,
-                    x,
-                    lambda *_: valid_z[index],
-                    loss=settings["loss"],
-                    mask=mask,
-                    max_iter=VALID_STEPS_PER_EPOCH,
-                    learning_rate=self.inference_learning_rate,
-                    tol=self.tol,
-                    latent_l2=settings["latent_l2"],
-                    batch_size=len(x),
-                    device=device,
-                )
-                valid_z[index] = z
-                return z
-
+    def _make_net(self, model, representation_optimizer, valid_encoder, settings, device, generator):
         return RepresentationNet(
             model,
             loss=settings["loss"],
@@ -297,12 +328,7 @@ class BaseAutoDecoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
                 lr=settings["learning_rate"],
                 weight_decay=settings["weight_decay"],
             ),
-            representation_optimizer=partial(
-                make_latent_optimizer,
-                name=settings["latent_optimizer"],
-                lr=settings["latent_learning_rate"],
-                momentum=settings["latent_momentum"],
-            ),
+            representation_optimizer=representation_optimizer,
             valid_encoder=valid_encoder,
             generator=generator,
             max_epochs=settings["max_iter"],
