@@ -1,7 +1,26 @@
 """Auto-decoders (decoder-only representation learning) for scikit-learn."""
 
 from ._autodecoder import AutoDecoder, ConvAutoDecoder
+from ._autoencoder import AutoEncoder, ConvAutoEncoder
+from ._imputer import AutoDecoderImputer
+from ._interpolation import interpolate, interpolate_latents
+from ._load import LowLoadWarning, decoder_load, encoder_load, n_free_parameters
+from ._metrics import representation_correlation
 
 __version__ = "0.1.0.dev0"
 
-__all__ = ["AutoDecoder", "ConvAutoDecoder", "__version__"]
+__all__ = [
+    "AutoDecoder",
+    "AutoDecoderImputer",
+    "AutoEncoder",
+    "ConvAutoDecoder",
+    "ConvAutoEncoder",
+    "LowLoadWarning",
+    "__version__",
+    "decoder_load",
+    "encoder_load",
+    "interpolate",
+    "interpolate_latents",
+    "n_free_parameters",
+    "representation_correlation",
+]

@@ -1,29 +1,12 @@
 """The public auto-decoders: they only choose the decoder and the defaults."""
 
-from numbers import Integral
-
-from torch import nn
-
-from . import presets
-from ._base import BaseAutoDecoder
-from ._compat import Interval, StrOptions
+from ._base import TRAINING_SETTINGS, BaseAutoDecoder
+from ._decoders import MLP_DEFAULTS as _MLP_DEFAULTS
+from ._decoders import ConvDecoderMixin, MLPDecoderMixin, nullable
 from ._docs import ATTRIBUTES, COMMON_PARAMS, TRAINING_PARAMS, indent
-from .nn import ACTIVATIONS, MLPDecoder
-
-_MLP_DEFAULTS = dict(
-    optimizer="adam",
-    learning_rate=1e-3,
-    weight_decay=1e-5,
-    latent_optimizer="adam",
-    latent_learning_rate=1e-2,
-    latent_momentum=0.9,
-    latent_l2=0.0,
-    max_iter=200,
-    batch_size=64,
-)
 
 
-class AutoDecoder(BaseAutoDecoder):
+class AutoDecoder(MLPDecoderMixin, BaseAutoDecoder):
     __doc__ = f"""Auto-decoder with a fully connected (MLP) decoder.
 
     Learns a decoder network and one free latent vector per training sample
@@ -44,6 +27,12 @@ class AutoDecoder(BaseAutoDecoder):
         gives a linear decoder.
     activation : {{"relu", "tanh", "logistic", "identity"}}, default="relu"
         Activation of the hidden layers.
+    connectivity : array-like of shape (n_components, n_features), default=None
+        Fixed 0/1 mask of a sparse linear decoder: latent ``k`` may act on
+        feature ``j`` only where ``connectivity[k, j]`` is 1 (e.g. the known
+        regulator-gene graph of
+        :func:`~sklearn_autodecoder.datasets.make_regulatory_data`). Needs
+        ``hidden_layer_sizes=()``. None gives dense layers.
     loss : {{"mse", "bce"}}, default="mse"
         Reconstruction loss, summed over a sample's observed features. "bce"
         needs X in [0, 1] and gives the decoder a logistic output layer.
@@ -77,8 +66,7 @@ class AutoDecoder(BaseAutoDecoder):
 
     _parameter_constraints = {
         **BaseAutoDecoder._parameter_constraints,
-        "hidden_layer_sizes": [tuple, list],
-        "activation": [StrOptions(set(ACTIVATIONS))],
+        **MLPDecoderMixin._decoder_constraints,
     }
 
     def __init__(
@@ -87,6 +75,7 @@ class AutoDecoder(BaseAutoDecoder):
         *,
         hidden_layer_sizes=(64,),
         activation="relu",
+        connectivity=None,
         loss="mse",
         optimizer="adam",
         learning_rate=1e-3,
@@ -101,6 +90,7 @@ class AutoDecoder(BaseAutoDecoder):
         inference_learning_rate=0.1,
         tol=1e-4,
         init="zeros",
+        encoder_max_iter=20,
         inference_batch_size=256,
         early_stopping=False,
         validation_fraction=0.1,
@@ -114,6 +104,7 @@ class AutoDecoder(BaseAutoDecoder):
         self.n_components = n_components
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
+        self.connectivity = connectivity
         self.loss = loss
         self.optimizer = optimizer
         self.learning_rate = learning_rate
@@ -128,6 +119,7 @@ class AutoDecoder(BaseAutoDecoder):
         self.inference_learning_rate = inference_learning_rate
         self.tol = tol
         self.init = init
+        self.encoder_max_iter = encoder_max_iter
         self.inference_batch_size = inference_batch_size
         self.early_stopping = early_stopping
         self.validation_fraction = validation_fraction
@@ -138,22 +130,8 @@ class AutoDecoder(BaseAutoDecoder):
         self.verbose = verbose
         self.random_state = random_state
 
-    def _build_decoder(self, n_features, settings):
-        sizes = tuple(self.hidden_layer_sizes)
-        if not all(isinstance(s, Integral) and s > 0 for s in sizes):
-            raise ValueError(
-                f"hidden_layer_sizes must hold positive integers, got {self.hidden_layer_sizes!r}."
-            )
-        return MLPDecoder(
-            settings["n_components"],
-            n_features,
-            sizes,
-            activation=self.activation,
-            output_activation="logistic" if settings["loss"] == "bce" else "identity",
-        )
 
-
-class ConvAutoDecoder(BaseAutoDecoder):
+class ConvAutoDecoder(ConvDecoderMixin, BaseAutoDecoder):
     __doc__ = f"""Auto-decoder with a convolutional image decoder.
 
     The same method as :class:`AutoDecoder`, with a transposed-convolution
@@ -202,12 +180,8 @@ class ConvAutoDecoder(BaseAutoDecoder):
     """
 
     _parameter_constraints = {
-        **{
-            name: [*constraints, None] if name in _MLP_DEFAULTS or name in ("n_components", "loss")
-            else constraints
-            for name, constraints in BaseAutoDecoder._parameter_constraints.items()
-        },
-        "preset": [StrOptions(set(presets.PRESETS)), presets.ConvDecoderSpec],
+        **nullable(BaseAutoDecoder._parameter_constraints, TRAINING_SETTINGS),
+        **ConvDecoderMixin._decoder_constraints,
     }
 
     def __init__(
@@ -229,6 +203,7 @@ class ConvAutoDecoder(BaseAutoDecoder):
         inference_learning_rate=0.1,
         tol=1e-4,
         init="zeros",
+        encoder_max_iter=20,
         inference_batch_size=256,
         early_stopping=False,
         validation_fraction=0.1,
@@ -255,6 +230,7 @@ class ConvAutoDecoder(BaseAutoDecoder):
         self.inference_learning_rate = inference_learning_rate
         self.tol = tol
         self.init = init
+        self.encoder_max_iter = encoder_max_iter
         self.inference_batch_size = inference_batch_size
         self.early_stopping = early_stopping
         self.validation_fraction = validation_fraction
@@ -264,26 +240,3 @@ class ConvAutoDecoder(BaseAutoDecoder):
         self.device = device
         self.verbose = verbose
         self.random_state = random_state
-
-    def _spec(self):
-        return presets.get_preset(self.preset)
-
-    def _default_settings(self):
-        spec = self._spec()
-        return {**_MLP_DEFAULTS, "n_components": spec.n_components, **spec.defaults}
-
-    def _check_n_features(self, n_features):
-        shape = tuple(self._spec().image_shape)
-        expected = shape[0] * shape[1] * shape[2]
-        if n_features != expected:
-            name = self.preset if isinstance(self.preset, str) else "the custom spec"
-            raise ValueError(
-                f"X has {n_features} features, but preset {name!r} decodes images of shape "
-                f"{shape} (C, H, W), i.e. {expected} features per row in channel-first order."
-            )
-        self.image_shape_ = shape
-
-    def _build_decoder(self, n_features, settings):
-        return nn.Sequential(
-            presets.make_decoder(self._spec(), settings["n_components"]), nn.Flatten()
-        )

@@ -6,7 +6,7 @@ to a single file.
 """
 
 from sklearn.base import _fit_context
-from sklearn.utils._param_validation import Interval, StrOptions, HasMethods
+from sklearn.utils._param_validation import Interval, StrOptions, HasMethods, validate_params
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 __all__ = [
@@ -16,4 +16,5 @@ __all__ = [
     "_fit_context",
     "check_is_fitted",
     "validate_data",
+    "validate_params",
 ]

@@ -34,14 +34,24 @@ COMMON_PARAMS = """\
 inference_max_iter : int, default=100
     Most Adam steps per sample in :meth:`transform` and :meth:`score`.
 inference_learning_rate : float, default=0.1
-    Adam step size in inference.
+    Adam step size in inference, in units of the training latents' root
+    mean square (so that it does not depend on the latents' scale).
 tol : float, default=1e-4
-    A sample's inference stops once its loss has improved by less than this
-    fraction for 5 consecutive steps; with ``early_stopping``, the relative
-    improvement of the validation loss that resets the patience.
-init : {"zeros", "mean"}, default="zeros"
-    Starting latent of inference: zeros, or the mean training latent. Both
-    are deterministic.
+    Relative loss improvement below which an inference step counts as no
+    progress: after 3 such steps in a row a sample returns to its best latent
+    with a 0.3 times smaller step, and after 4 cuts it stops. With
+    ``early_stopping``, the relative improvement of the validation loss that
+    resets the patience.
+init : {"zeros", "mean", "nearest", "encoder"}, default="zeros"
+    Starting latent of inference, deterministic and computed for each sample
+    from that sample alone: zeros; the mean training latent; "nearest", the
+    training latent whose decoding has the lowest loss on the sample's
+    observed entries; or "encoder", the output of an amortised encoder
+    trained at the end of :meth:`fit` to map the training samples (clean
+    and randomly masked) to their latents. "encoder" needs the fewest
+    inference steps (see ``benchmarks/bench_inference.py``).
+encoder_max_iter : int, default=20
+    Epochs of the amortised encoder's training (``init="encoder"`` only).
 inference_batch_size : int, default=256
     Samples optimised together in inference and decoded together in
     :meth:`inverse_transform`; bounds device memory.
@@ -81,6 +91,10 @@ n_components_ : int
     Latent size.
 loss_ : str
     The loss in use.
+decoder_load_ : float
+    Training values per free parameter of decoder and latents, N*n / (W +
+    N*m) (see :func:`~sklearn_autodecoder.decoder_load`); fit warns with a
+    :class:`~sklearn_autodecoder.LowLoadWarning` when it is below 1.
 device_ : torch.device
     Device the model lives and runs on.
 n_iter_ : int
@@ -94,3 +108,18 @@ n_features_in_ : int
 feature_names_in_ : ndarray of shape (`n_features_in_`,)
     Names of features seen during :term:`fit`. Defined only when `X` has
     feature names that are all strings."""
+
+
+def select(fragment, names):
+    """The entries of a numpydoc fragment whose names are in ``names``, in order.
+
+    An entry is a ``name : type`` line and the indented lines under it; this
+    lets an estimator with fewer parameters reuse the shared wording.
+    """
+    entries, current = {}, None
+    for line in fragment.splitlines():
+        if line and not line[0].isspace():
+            current = line.split(" : ")[0]
+            entries[current] = []
+        entries[current].append(line)
+    return "\n".join("\n".join(entries[name]) for name in names)

@@ -18,6 +18,7 @@ import math
 import torch
 from skorch import NeuralNet
 from skorch.callbacks import Callback, EarlyStopping, ProgressBar
+from skorch.utils import TeeGenerator
 
 from ._losses import sample_losses
 
@@ -73,9 +74,10 @@ class StopOnNonFinite(Callback):
 class RepresentationNet(NeuralNet):
     """skorch net training a ``RepresentationModel`` on its own samples.
 
-    Parameters (beyond skorch's ``module``, ``max_epochs``, ``callbacks``,
-    ``verbose``, ``device``)
+    Parameters
     ----------
+    module : RepresentationModel
+        The representation and the decoder, trained jointly.
     loss : {"mse", "bce"}
         Reconstruction loss (see :mod:`._losses` for the reduction).
     latent_l2 : float
@@ -89,6 +91,9 @@ class RepresentationNet(NeuralNet):
         inference for an auto-decoder); None uses the representation.
     generator : torch.Generator
         Shuffles the training batches.
+    **kwargs
+        skorch's own parameters (``max_epochs``, ``batch_size``,
+        ``callbacks``, ``verbose``, ``device``).
     """
 
     def __init__(
@@ -133,6 +138,22 @@ class RepresentationNet(NeuralNet):
         if self.latent_l2:
             losses = losses + self.latent_l2 * z.pow(2).sum(dim=1)
         return losses.sum()
+
+    def train_step(self, batch, **fit_params):
+        # skorch passes its closure to every optimiser's step(), which with
+        # two optimisers would run the forward and backward pass twice per
+        # batch. One pass, then each optimiser steps on the same gradients.
+        self._zero_grad_optimizer()
+        step = self.train_step_single(batch, **fit_params)
+        self.notify(
+            "on_grad_computed",
+            named_parameters=TeeGenerator(self.get_all_learnable_params()),
+            batch=batch,
+            training=True,
+        )
+        for name in self._optimizers:
+            getattr(self, name + "_").step()
+        return step
 
     def train_step_single(self, batch, **fit_params):
         self._set_training(True)

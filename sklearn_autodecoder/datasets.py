@@ -4,6 +4,8 @@ Every loader returns images as a float32 array of shape
 ``(n_samples, C * H * W)`` scaled to [0, 1], flattened channel-first and
 row-major (the layout :func:`sklearn_autodecoder.presets.make_decoder`
 produces), and labels as int64 in ``0 .. n_classes - 1``.
+
+:func:`make_regulatory_data` simulates data with a known representation.
 """
 
 import gzip
@@ -13,12 +15,15 @@ from pathlib import Path
 
 import numpy as np
 
+from ._simulate import make_regulatory_data
+
 __all__ = [
     "load_cifar10",
     "load_cifar10_batch",
     "load_idx",
     "load_mnist",
     "load_stl10_binary",
+    "make_regulatory_data",
 ]
 
 # IDX type codes (third magic byte) -> big-endian numpy dtypes.

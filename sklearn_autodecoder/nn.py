@@ -15,10 +15,36 @@ ACTIVATIONS = {
 }
 
 
-def _mlp(sizes, activation, output_activation):
+class MaskedLinear(nn.Linear):
+    """Linear layer whose weights are zero outside a fixed connectivity mask.
+
+    The mask multiplies the weights in every forward pass, so masked weights
+    get no gradient and never move from zero (the layer has ``mask.sum()``
+    free weights plus the biases).
+
+    Parameters
+    ----------
+    connectivity : array-like of shape (in_features, out_features)
+        1 (or True) where input ``i`` connects to output ``j``. It is given
+        input-side first, like a latent-to-feature adjacency matrix; it is
+        stored transposed, as the buffer ``mask``, in ``weight``'s layout.
+    """
+
+    def __init__(self, connectivity):
+        mask = torch.as_tensor(connectivity).bool().T
+        super().__init__(mask.shape[1], mask.shape[0])
+        self.register_buffer("mask", mask)
+        with torch.no_grad():
+            self.weight.mul_(mask)
+
+    def forward(self, x):
+        return nn.functional.linear(x, self.weight * self.mask, self.bias)
+
+
+def _mlp(sizes, activation, output_activation, connectivity=None):
     layers = []
     for i, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:])):
-        layers.append(nn.Linear(n_in, n_out))
+        layers.append(nn.Linear(n_in, n_out) if connectivity is None else MaskedLinear(connectivity))
         last = i == len(sizes) - 2
         layers.append(ACTIVATIONS[output_activation if last else activation]())
     return nn.Sequential(*layers)
@@ -41,6 +67,9 @@ class MLPDecoder(nn.Sequential):
     output_activation : {"identity", "logistic", "relu", "tanh"}, default="identity"
         Activation of the output layer ("logistic" keeps outputs in (0, 1),
         as the binary cross-entropy loss needs).
+    connectivity : array-like of shape (n_components, n_features), default=None
+        0/1 mask of a sparse linear decoder (see :class:`MaskedLinear`);
+        needs ``hidden_layer_sizes=()``. None gives dense layers.
     """
 
     def __init__(
@@ -50,9 +79,12 @@ class MLPDecoder(nn.Sequential):
         hidden_layer_sizes=(64,),
         activation="relu",
         output_activation="identity",
+        connectivity=None,
     ):
+        if connectivity is not None and tuple(hidden_layer_sizes):
+            raise ValueError("A connectivity mask needs a linear decoder (hidden_layer_sizes=()).")
         sizes = [n_components, *hidden_layer_sizes, n_features]
-        super().__init__(*_mlp(sizes, activation, output_activation))
+        super().__init__(*_mlp(sizes, activation, output_activation, connectivity))
 
 
 class MLPEncoder(nn.Sequential):

@@ -29,6 +29,19 @@ __all__ = [
 ]
 
 
+class _ReadOnlyDict(dict):
+    """A dict that refuses changes, yet deep-copies and pickles (unlike a mappingproxy)."""
+
+    def _refuse(self, *args, **kwargs):
+        raise TypeError("A preset's defaults are read-only; pass settings to the estimator.")
+
+    __setitem__ = __delitem__ = update = pop = popitem = clear = setdefault = _refuse
+    __ior__ = _refuse
+
+    def __reduce__(self):
+        return type(self), (dict(self),)
+
+
 class ConvLayer(NamedTuple):
     """One transposed-convolution block of a decoder.
 
@@ -97,7 +110,7 @@ class ConvDecoderSpec:
         Published training settings (keys such as ``loss``,
         ``learning_rate``, ``weight_decay``, ``latent_optimizer``,
         ``latent_learning_rate``, ``latent_momentum``, ``max_iter``,
-        ``batch_size``). Stored as a copy. Learning rates assume a loss
+        ``batch_size``). Stored as a read-only copy. Learning rates assume a loss
         summed over pixels and samples, as in the reference code.
 
     Attributes
@@ -132,8 +145,7 @@ class ConvDecoderSpec:
     layers: tuple
     latent_shape: tuple = None
     linear_head: tuple = None
-    # hash=False: a dict is not hashable, the spec still is. A plain dict (not
-    # a mappingproxy) so that specs deep-copy and pickle (clone, joblib).
+    # hash=False: a dict is not hashable, the spec still is.
     defaults: dict = field(default_factory=dict, hash=False)
 
     def __post_init__(self):
@@ -142,7 +154,7 @@ class ConvDecoderSpec:
         set_(self, "image_shape", tuple(int(v) for v in self.image_shape))
         set_(self, "n_components", _check_positive_int(self.n_components, "n_components"))
         set_(self, "layers", tuple(ConvLayer(*layer) for layer in self.layers))
-        set_(self, "defaults", dict(self.defaults))
+        set_(self, "defaults", _ReadOnlyDict(self.defaults))
         if len(self.image_shape) != 3:
             raise ValueError(f"image_shape must be (C, H, W), got {self.image_shape}.")
         if not self.layers:

@@ -100,6 +100,7 @@ def test_transform_rows_are_independent(digits):
     whole = ad.transform(X)
     parts = np.vstack([ad.transform(X[i : i + 7]) for i in range(0, len(X), 7)])
     np.testing.assert_allclose(whole, parts, atol=1e-10)
+    np.testing.assert_allclose(ad.transform(X[::-1]), whole[::-1], atol=1e-10)
 
 
 def test_chunking_does_not_change_results(digits):
@@ -145,7 +146,7 @@ def test_input_array_is_not_modified(digits):
 
 def test_missing_values_are_ignored_and_filled(digits):
     X = digits[0][:300]
-    ad = AutoDecoder(n_components=6, max_iter=40, **CPU).fit(X)
+    ad = AutoDecoder(n_components=6, max_iter=100, **CPU).fit(X)
     X_missing = X[:20].copy()
     X_missing[:, :32] = np.nan
     X_hat = ad.inverse_transform(ad.transform(X_missing))
@@ -286,7 +287,7 @@ def test_pipeline_and_grid_search(digits):
 def test_score_selects_hyperparameters_without_labels(digits):
     X = digits[0][:240]
     search = GridSearchCV(
-        AutoDecoder(max_iter=15, inference_max_iter=30, **CPU), {"n_components": [1, 8]}, cv=2
+        AutoDecoder(max_iter=60, batch_size=32, inference_max_iter=50, **CPU), {"n_components": [1, 8]}, cv=2
     ).fit(X)
     assert search.best_params_["n_components"] == 8
 
@@ -377,3 +378,17 @@ def test_conv_autodecoder_pickle_with_custom_spec():
     loaded = pickle.loads(pickle.dumps(cad))
     np.testing.assert_array_equal(loaded.transform(X), cad.transform(X))
     assert clone(cad).preset == SMALL_SPEC
+
+
+def test_one_forward_pass_per_training_batch(digits):
+    calls = []
+    ad = AutoDecoder(n_components=2, max_iter=3, batch_size=25, **CPU)
+    ad._build_decoder = lambda *args: _counting(AutoDecoder._build_decoder(ad, *args), calls)
+    ad.fit(digits[0][:100])
+    # 4 batches x 3 epochs: both optimisers step on one backward pass.
+    assert len(calls) == 12
+
+
+def _counting(module, calls):
+    module.register_forward_hook(lambda *_: calls.append(1))
+    return module

@@ -1,0 +1,129 @@
+"""Decoder choice shared by the auto-decoders and the autoencoders.
+
+Two mixins, one per decoder family, each giving ``_build_decoder``, the
+width check and the parameter constraints; the autoencoders add the
+mirrored encoder (``_build_encoder``). An estimator is then a mixin plus a
+representation base (:class:`._base.BaseAutoDecoder` or the autoencoder's).
+"""
+
+from numbers import Integral
+
+import numpy as np
+from sklearn.utils import check_array
+from torch import nn
+
+from . import presets
+from ._compat import StrOptions
+from .nn import ACTIVATIONS, MLPDecoder, MLPEncoder
+
+# Defaults of the MLP estimators, also the fallback of the conv presets.
+MLP_DEFAULTS = dict(
+    optimizer="adam",
+    learning_rate=1e-3,
+    weight_decay=1e-5,
+    latent_optimizer="adam",
+    latent_learning_rate=1e-2,
+    latent_momentum=0.9,
+    latent_l2=0.0,
+    max_iter=200,
+    batch_size=64,
+)
+
+
+def nullable(constraints, names):
+    """``constraints`` with None allowed for ``names`` (resolved from defaults)."""
+    return {
+        name: [*rule, None] if name in names else rule for name, rule in constraints.items()
+    }
+
+
+class MLPDecoderMixin:
+    """An MLP decoder (``hidden_layer_sizes``, ``activation``), optionally sparse linear."""
+
+    _decoder_constraints = {
+        "hidden_layer_sizes": [tuple, list],
+        "activation": [StrOptions(set(ACTIVATIONS))],
+        "connectivity": ["array-like", None],
+    }
+
+    def _hidden_sizes(self):
+        sizes = tuple(self.hidden_layer_sizes)
+        if not all(isinstance(s, Integral) and s > 0 for s in sizes):
+            raise ValueError(
+                f"hidden_layer_sizes must hold positive integers, got {self.hidden_layer_sizes!r}."
+            )
+        return sizes
+
+    def _connectivity(self, n_components, n_features):
+        """The validated 0/1 mask, or None for a dense decoder."""
+        if self.connectivity is None:
+            return None
+        mask = check_array(self.connectivity, dtype=None, input_name="connectivity")
+        if mask.shape != (n_components, n_features):
+            raise ValueError(
+                f"connectivity has shape {mask.shape}, expected (n_components, n_features) = "
+                f"({n_components}, {n_features})."
+            )
+        if not np.isin(mask, (0, 1)).all():
+            raise ValueError("connectivity must hold only 0/1 (or boolean) values.")
+        if self._hidden_sizes():
+            raise ValueError(
+                "connectivity sets a sparse *linear* decoder: pass hidden_layer_sizes=()."
+            )
+        return mask.astype(bool)
+
+    def _build_decoder(self, n_features, settings):
+        m = settings["n_components"]
+        return MLPDecoder(
+            m,
+            n_features,
+            self._hidden_sizes(),
+            activation=self.activation,
+            output_activation="logistic" if settings["loss"] == "bce" else "identity",
+            connectivity=self._connectivity(m, n_features),
+        )
+
+    def _build_encoder(self, n_features, settings):
+        # Dense even when the decoder is sparse: a masked encoder could not
+        # invert the decoder in general.
+        return MLPEncoder(
+            n_features, settings["n_components"], self._hidden_sizes(), activation=self.activation
+        )
+
+
+class ConvDecoderMixin:
+    """A convolutional decoder from a preset or spec; X holds flattened images."""
+
+    _decoder_constraints = {
+        "preset": [StrOptions(set(presets.PRESETS)), presets.ConvDecoderSpec],
+    }
+
+    def _spec(self):
+        return presets.get_preset(self.preset)
+
+    def _default_settings(self):
+        spec = self._spec()
+        return {**MLP_DEFAULTS, "n_components": spec.n_components, **spec.defaults}
+
+    def _check_n_features(self, n_features):
+        shape = tuple(self._spec().image_shape)
+        expected = shape[0] * shape[1] * shape[2]
+        if n_features != expected:
+            name = self.preset if isinstance(self.preset, str) else "the custom spec"
+            raise ValueError(
+                f"X has {n_features} features, but preset {name!r} decodes images of shape "
+                f"{shape} (C, H, W), i.e. {expected} features per row in channel-first order."
+            )
+        self.image_shape_ = shape
+
+    def _build_decoder(self, n_features, settings):
+        return nn.Sequential(
+            presets.make_decoder(self._spec(), settings["n_components"]), nn.Flatten()
+        )
+
+    def _build_encoder(self, n_features, settings):
+        spec = self._spec()
+        return nn.Sequential(
+            nn.Unflatten(1, tuple(spec.image_shape)),
+            presets.make_encoder(spec, settings["n_components"]),
+        )

@@ -1,0 +1,210 @@
+"""AutoEncoder / ConvAutoEncoder: scikit-learn's checks and the autoencoder's own behaviour."""
+
+import inspect
+import pickle
+import warnings
+
+import numpy as np
+import pytest
+import torch
+from sklearn.utils.estimator_checks import parametrize_with_checks
+
+from sklearn_autodecoder import (
+    AutoDecoder,
+    AutoEncoder,
+    ConvAutoDecoder,
+    ConvAutoEncoder,
+    LowLoadWarning,
+    n_free_parameters,
+)
+from sklearn_autodecoder.presets import ConvDecoderSpec, make_encoder
+
+FAST = dict(max_iter=3, random_state=0, device="cpu")
+
+# A 1x2x2-image decoder: the conv path at a size the checks run in seconds.
+TINY_SPEC = ConvDecoderSpec(
+    image_shape=(1, 2, 2),
+    n_components=2,
+    latent_shape=(2, 1, 1),
+    layers=((1, 2, 1, 0),),
+    defaults=dict(loss="mse", max_iter=3, batch_size=16),
+)
+
+
+class AnyWidthConvAutoEncoder(ConvAutoEncoder):
+    """ConvAutoEncoder whose (1, 1, n_features) "image" fits whatever X the checks make.
+
+    A conv decoder has a fixed output width while the checks feed data of
+    many widths; this keeps the conv path (and its mirrored encoder) under
+    every check.
+    """
+
+    def _spec(self):
+        width = getattr(self, "n_features_in_", 1)
+        return ConvDecoderSpec(
+            image_shape=(1, 1, width),
+            n_components=2,
+            linear_head=(1, 1, width),
+            layers=((1, 1, 1, 0),),
+            defaults=dict(loss="mse", max_iter=3, batch_size=16),
+        )
+
+
+# Checks that fit on data whose width is not the fixed image size: the
+# estimator rightly refuses it (AnyWidthConvAutoEncoder covers them).
+WIDTH_REASON = "the checks' data width differs from the decoder's fixed image size"
+FIXED_WIDTH_CHECKS = [
+    "check_fit_score_takes_y",
+    "check_estimators_overwrite_params",
+    "check_dont_overwrite_parameters",
+    "check_estimators_fit_returns_self",
+    "check_readonly_memmap_input",
+    "check_estimators_dtypes",
+    "check_dtype_object",
+    "check_pipeline_consistency",
+    "check_estimators_pickle",
+    "check_f_contiguous_array_estimator",
+    "check_transformer_data_not_an_array",
+    "check_transformer_general",
+    "check_transformer_preserve_dtypes",
+    "check_transformer_n_iter",
+    "check_methods_sample_order_invariance",
+    "check_methods_subset_invariance",
+    "check_fit2d_1feature",
+    "check_dict_unchanged",
+    "check_fit_idempotent",
+    "check_fit_check_is_fitted",
+    "check_n_features_in",
+    "check_fit2d_predict1d",
+]
+
+
+def _expected_failures(estimator):
+    if type(estimator) is ConvAutoEncoder:
+        return dict.fromkeys(FIXED_WIDTH_CHECKS, WIDTH_REASON)
+    return {}
+
+
+@parametrize_with_checks(
+    [
+        AutoEncoder(n_components=2, hidden_layer_sizes=(8,), **FAST),
+        AutoEncoder(n_components=2, hidden_layer_sizes=(), **FAST),
+        ConvAutoEncoder(TINY_SPEC, **FAST),
+        AnyWidthConvAutoEncoder(TINY_SPEC, **FAST),
+    ],
+    expected_failed_checks=_expected_failures,
+)
+def test_sklearn_compatible_estimator(estimator, check):
+    check(estimator)
+
+
+@pytest.fixture
+def X():
+    return np.random.RandomState(0).rand(60, 12)
+
+
+def _params(cls):
+    return set(inspect.signature(cls).parameters)
+
+
+@pytest.mark.parametrize(
+    "autoencoder, autodecoder", [(AutoEncoder, AutoDecoder), (ConvAutoEncoder, ConvAutoDecoder)]
+)
+def test_parameters_are_the_autodecoders_minus_latent_ones(autoencoder, autodecoder):
+    latent_only = {name for name in _params(autodecoder) if name.startswith(("latent_", "inference_"))}
+    assert latent_only >= {"latent_optimizer", "inference_max_iter"}
+    assert _params(autoencoder) & latent_only == set()
+    assert "init" not in _params(autoencoder)
+    # Everything else is shared (the auto-decoders may gain inference-only options).
+    assert _params(autoencoder) <= _params(autodecoder)
+
+
+def test_transform_is_the_encoder_and_inverse_transform_the_decoder(X):
+    ae = AutoEncoder(n_components=3, hidden_layer_sizes=(8,), **FAST).fit(X)
+    with torch.no_grad():
+        Z = ae.encoder_(torch.as_tensor(X, dtype=torch.float32)).numpy()
+        X_hat = ae.decoder_(torch.as_tensor(Z)).numpy()
+    np.testing.assert_allclose(ae.transform(X.astype(np.float32)), Z, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(ae.inverse_transform(Z), X_hat, rtol=1e-5, atol=1e-6)
+    assert ae.transform(X).dtype == np.float64
+    assert not hasattr(ae, "embedding_")
+
+
+def test_fit_is_seeded_and_leaves_global_rng_alone(X):
+    torch.manual_seed(123)
+    state = torch.random.get_rng_state()
+    a = AutoEncoder(n_components=2, **FAST).fit(X).transform(X)
+    assert torch.equal(torch.random.get_rng_state(), state)
+    b = AutoEncoder(n_components=2, **FAST).fit(X).transform(X)
+    np.testing.assert_array_equal(a, b)
+
+
+def test_training_reduces_the_loss(X):
+    ae = AutoEncoder(n_components=2, hidden_layer_sizes=(16,), learning_rate=1e-2, max_iter=50,
+                     batch_size=16, random_state=0, device="cpu")
+    ae.fit(X)
+    # Below the 1.0 per sample of predicting 0.5 everywhere (uniform data, 12 features).
+    assert ae.loss_curve_[-1] < 0.3 * ae.loss_curve_[0] and ae.loss_curve_[-1] < 1.0
+    assert ae.n_iter_ == 50
+
+
+def test_early_stopping_validates_through_the_encoder(X):
+    ae = AutoEncoder(n_components=2, early_stopping=True, n_iter_no_change=2, max_iter=20,
+                     random_state=0, device="cpu").fit(X)
+    assert "valid_loss" in ae.history_[-1]
+    assert ae.n_iter_ <= 20
+
+
+def test_warm_start_continues_from_the_fitted_modules(X):
+    ae = AutoEncoder(n_components=2, warm_start=True, **FAST).fit(X)
+    before = ae.score(X)
+    encoder = ae.encoder_
+    ae.set_params(max_iter=20).fit(X)
+    assert ae.encoder_ is not None and ae.score(X) > before
+    assert ae.encoder_ is encoder  # trained further in place, not rebuilt
+
+
+def test_loads(X):
+    ae = AutoEncoder(n_components=3, hidden_layer_sizes=(), **FAST).fit(X)
+    n, m = X.shape[1], 3
+    assert ae.encoder_load_ == pytest.approx(60 * m / (n * m + m))
+    assert ae.decoder_load_ == pytest.approx(60 * n / (m * n + n + 60 * m))
+
+
+def test_autoencoder_does_not_warn_about_the_decoder_load(X):
+    # A 64-unit decoder on 60 samples: the decoder load is below 1.
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", LowLoadWarning)
+        ae = AutoEncoder(n_components=2, **FAST).fit(X)
+    assert ae.decoder_load_ < 1
+    with pytest.warns(LowLoadWarning, match="under-determined"):
+        AutoDecoder(n_components=2, **FAST).fit(X)
+
+
+def test_conv_autoencoder_uses_the_mirrored_preset_encoder():
+    X = np.random.RandomState(0).rand(4, 784).astype(np.float32)
+    cae = ConvAutoEncoder("mnist", max_iter=1, random_state=0, device="cpu").fit(X)
+    assert n_free_parameters(cae.encoder_) == n_free_parameters(make_encoder("mnist"))
+    assert cae.loss_ == "bce" and cae.n_components_ == 20
+    assert cae.transform(X).shape == (4, 20)
+    with pytest.raises(ValueError, match="784 features per row"):
+        ConvAutoEncoder("mnist").fit(np.random.rand(4, 100))
+
+
+def test_pickle_keeps_the_encoder(X):
+    ae = AutoEncoder(n_components=2, **FAST).fit(X)
+    clone = pickle.loads(pickle.dumps(ae))
+    np.testing.assert_array_equal(clone.transform(X), ae.transform(X))
+
+
+def test_sparse_connectivity_is_shared_with_the_autodecoder(X):
+    mask = np.random.RandomState(1).rand(3, X.shape[1]) < 0.3
+    for cls in (AutoEncoder, AutoDecoder):
+        est = cls(n_components=3, hidden_layer_sizes=(), connectivity=mask, **FAST).fit(X)
+        weight = est.decoder_[0].weight.detach().numpy()
+        assert np.all(weight[~mask.T] == 0)
+        assert n_free_parameters(est.decoder_) == mask.sum() + X.shape[1]
+    with pytest.raises(ValueError, match="hidden_layer_sizes=\\(\\)"):
+        AutoEncoder(n_components=3, connectivity=mask, **FAST).fit(X)
+    with pytest.raises(ValueError, match="shape"):
+        AutoDecoder(n_components=2, hidden_layer_sizes=(), connectivity=mask, **FAST).fit(X)

@@ -1,0 +1,117 @@
+"""AutoDecoderImputer: sklearn's checks, exactness and use in a Pipeline."""
+
+import copy
+
+import numpy as np
+import pytest
+from sklearn.datasets import load_digits
+from sklearn.impute import KNNImputer, SimpleImputer
+from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import cross_val_score
+from sklearn.pipeline import make_pipeline
+from sklearn.utils.estimator_checks import parametrize_with_checks
+
+from sklearn_autodecoder import AutoDecoder, AutoDecoderImputer
+
+SMALL = dict(n_components=2, hidden_layer_sizes=(8,), max_iter=3, inference_max_iter=10, device="cpu", random_state=0)
+
+
+@parametrize_with_checks([AutoDecoderImputer(AutoDecoder(**SMALL))])
+def test_sklearn_checks(estimator, check):
+    check(estimator)
+
+
+@pytest.fixture(scope="module")
+def low_rank():
+    rng = np.random.RandomState(0)
+    X = rng.randn(200, 3) @ rng.randn(3, 12) + 0.05 * rng.randn(200, 12)
+    hidden = rng.rand(*X.shape) < 0.3
+    return X, hidden
+
+
+@pytest.fixture(scope="module")
+def imputer(low_rank):
+    X, hidden = low_rank
+    model = AutoDecoder(n_components=3, hidden_layer_sizes=(16,), max_iter=100, init="nearest", device="cpu", random_state=0)
+    return AutoDecoderImputer(model).fit(np.where(hidden, np.nan, X))
+
+
+def test_observed_entries_kept_exactly_and_nan_filled(imputer, low_rank):
+    X, hidden = low_rank
+    X_nan = np.where(hidden, np.nan, X)
+    X_filled = imputer.transform(X_nan)
+    assert not np.isnan(X_filled).any()
+    np.testing.assert_array_equal(X_filled[~hidden], X[~hidden])
+    # Complete rows come back unchanged without inference.
+    np.testing.assert_array_equal(imputer.transform(X[:5]), X[:5])
+
+
+def test_beats_simple_and_knn_imputers_on_low_rank_data(imputer, low_rank):
+    X, hidden = low_rank
+    X_nan = np.where(hidden, np.nan, X)
+
+    def rmse(X_filled):
+        return np.sqrt(np.mean((X_filled[hidden] - X[hidden]) ** 2))
+
+    ours = rmse(imputer.transform(X_nan))
+    assert ours < 0.8 * rmse(KNNImputer().fit_transform(X_nan))
+    assert ours < 0.5 * rmse(SimpleImputer().fit_transform(X_nan))
+
+
+def test_candidates_average_refined_completions(imputer, low_rank):
+    X, hidden = low_rank
+    X, hidden = X[:60], hidden[:60]
+    X_nan = np.where(hidden, np.nan, X)
+    averaged = copy.deepcopy(imputer).set_params(n_candidates=4)
+    one, several = imputer.transform(X_nan), averaged.transform(X_nan)
+    np.testing.assert_array_equal(several[~hidden], X[~hidden])
+    assert not np.allclose(one, several)
+    # Rows stay independent: imputing in pieces gives the same values.
+    pieces = np.vstack([averaged.transform(X_nan[i : i + 7]) for i in range(0, 60, 7)])
+    np.testing.assert_allclose(pieces, several, atol=1e-10)
+    # Each candidate fits the observed entries, so the average stays accurate.
+    rmse = lambda F: np.sqrt(np.mean((F[hidden] - X[hidden]) ** 2))  # noqa: E731
+    assert rmse(several) < 1.2 * rmse(one)
+
+
+def test_empty_rows_get_the_mean_latent_decoding(imputer, low_rank):
+    X, _ = low_rank
+    X_nan = X[:3].copy()
+    X_nan[1] = np.nan
+    X_filled = imputer.transform(X_nan)
+    model = imputer.estimator_
+    expected = model.inverse_transform(model.embedding_.mean(axis=0, keepdims=True))
+    np.testing.assert_allclose(X_filled[1], expected[0], rtol=1e-6)
+
+
+def test_float32_preserved_and_feature_names(imputer, low_rank):
+    X, hidden = low_rank
+    X32 = np.where(hidden, np.nan, X).astype(np.float32)
+    assert imputer.transform(X32).dtype == np.float32
+    pd = pytest.importorskip("pandas")
+    frame = pd.DataFrame(np.where(hidden, np.nan, X), columns=[f"f{i}" for i in range(12)])
+    fitted = AutoDecoderImputer(AutoDecoder(**SMALL)).fit(frame)
+    assert list(fitted.get_feature_names_out()) == list(frame.columns)
+    out = fitted.set_output(transform="pandas").transform(frame)
+    assert list(out.columns) == list(frame.columns)
+
+
+def test_pipeline_before_classifier():
+    X, y = load_digits(return_X_y=True)
+    X, y = X[:240] / 16.0, y[:240]
+    X_nan = np.where(np.random.RandomState(0).rand(*X.shape) < 0.2, np.nan, X)
+    pipe = make_pipeline(
+        AutoDecoderImputer(AutoDecoder(n_components=8, max_iter=10, inference_max_iter=30, device="cpu", random_state=0)),
+        LogisticRegression(max_iter=500),
+    )
+    scores = cross_val_score(pipe, X_nan, y, cv=2)
+    assert scores.mean() > 0.8
+
+
+def test_default_estimator_is_a_nearest_init_autodecoder():
+    X = np.random.RandomState(0).rand(30, 4)
+    X[0, 0] = np.nan
+    imputer = AutoDecoderImputer().set_params().fit(X)
+    assert isinstance(imputer.estimator_, AutoDecoder)
+    assert imputer.estimator_.init == "nearest"
+    assert imputer.estimator is None
