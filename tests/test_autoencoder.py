@@ -17,73 +17,11 @@ from sklearn_autodecoder import (
     LowLoadWarning,
     n_free_parameters,
 )
+from _checks import AnyWidthConvAutoEncoder, TINY_SPEC, expected_width_failures
+
 from sklearn_autodecoder.presets import ConvDecoderSpec, make_encoder
 
 FAST = dict(max_iter=3, random_state=0, device="cpu")
-
-# A 1x2x2-image decoder: the conv path at a size the checks run in seconds.
-TINY_SPEC = ConvDecoderSpec(
-    image_shape=(1, 2, 2),
-    n_components=2,
-    latent_shape=(2, 1, 1),
-    layers=((1, 2, 1, 0),),
-    defaults=dict(loss="mse", max_iter=3, batch_size=16),
-)
-
-
-class AnyWidthConvAutoEncoder(ConvAutoEncoder):
-    """ConvAutoEncoder whose (1, 1, n_features) "image" fits whatever X the checks make.
-
-    A conv decoder has a fixed output width while the checks feed data of
-    many widths; this keeps the conv path (and its mirrored encoder) under
-    every check.
-    """
-
-    def _spec(self):
-        width = getattr(self, "n_features_in_", 1)
-        return ConvDecoderSpec(
-            image_shape=(1, 1, width),
-            n_components=2,
-            linear_head=(1, 1, width),
-            layers=((1, 1, 1, 0),),
-            defaults=dict(loss="mse", max_iter=3, batch_size=16),
-        )
-
-
-# Checks that fit on data whose width is not the fixed image size: the
-# estimator rightly refuses it (AnyWidthConvAutoEncoder covers them).
-WIDTH_REASON = "the checks' data width differs from the decoder's fixed image size"
-FIXED_WIDTH_CHECKS = [
-    "check_fit_score_takes_y",
-    "check_estimators_overwrite_params",
-    "check_dont_overwrite_parameters",
-    "check_estimators_fit_returns_self",
-    "check_readonly_memmap_input",
-    "check_estimators_dtypes",
-    "check_dtype_object",
-    "check_pipeline_consistency",
-    "check_estimators_pickle",
-    "check_f_contiguous_array_estimator",
-    "check_transformer_data_not_an_array",
-    "check_transformer_general",
-    "check_transformer_preserve_dtypes",
-    "check_transformer_n_iter",
-    "check_methods_sample_order_invariance",
-    "check_methods_subset_invariance",
-    "check_fit2d_1feature",
-    "check_dict_unchanged",
-    "check_fit_idempotent",
-    "check_fit_check_is_fitted",
-    "check_n_features_in",
-    "check_fit2d_predict1d",
-]
-
-
-def _expected_failures(estimator):
-    if type(estimator) is ConvAutoEncoder:
-        return dict.fromkeys(FIXED_WIDTH_CHECKS, WIDTH_REASON)
-    return {}
-
 
 @parametrize_with_checks(
     [
@@ -92,7 +30,7 @@ def _expected_failures(estimator):
         ConvAutoEncoder(TINY_SPEC, **FAST),
         AnyWidthConvAutoEncoder(TINY_SPEC, **FAST),
     ],
-    expected_failed_checks=_expected_failures,
+    expected_failed_checks=expected_width_failures(ConvAutoEncoder),
 )
 def test_sklearn_compatible_estimator(estimator, check):
     check(estimator)

@@ -1,0 +1,80 @@
+"""Shared set-up for running scikit-learn's checks on the conv estimators."""
+
+from sklearn_autodecoder import ConvAutoDecoder, ConvAutoEncoder
+from sklearn_autodecoder.presets import ConvDecoderSpec
+
+# A 1x2x2-image decoder: the conv path (transposed conv, sigmoid, flatten)
+# at a size the checks run in seconds.
+TINY_SPEC = ConvDecoderSpec(
+    image_shape=(1, 2, 2),
+    n_components=2,
+    latent_shape=(2, 1, 1),
+    layers=((1, 2, 1, 0),),
+    defaults=dict(loss="mse", max_iter=3, batch_size=16),
+)
+
+
+class _AnyWidthSpec:
+    """Gives a conv estimator a (1, 1, n_features) "image" that fits whatever X the checks make.
+
+    A real conv decoder has a fixed output width, while the checks feed data
+    of many widths; these subclasses keep the conv path under every check.
+    """
+
+    def _spec(self):
+        width = getattr(self, "n_features_in_", 1)
+        return ConvDecoderSpec(
+            image_shape=(1, 1, width),
+            n_components=2,
+            linear_head=(1, 1, width),
+            layers=((1, 1, 1, 0),),
+            defaults=dict(loss="mse", max_iter=3, batch_size=16),
+        )
+
+
+class AnyWidthConvAutoDecoder(_AnyWidthSpec, ConvAutoDecoder):
+    pass
+
+
+class AnyWidthConvAutoEncoder(_AnyWidthSpec, ConvAutoEncoder):
+    pass
+
+
+# Checks that fit on data whose width is not the fixed image size: the
+# estimator rightly refuses it (the AnyWidth subclasses cover them).
+WIDTH_REASON = "the checks' data width differs from the decoder's fixed image size"
+FIXED_WIDTH_CHECKS = [
+    "check_fit_score_takes_y",
+    "check_estimators_overwrite_params",
+    "check_dont_overwrite_parameters",
+    "check_estimators_fit_returns_self",
+    "check_readonly_memmap_input",
+    "check_estimators_dtypes",
+    "check_dtype_object",
+    "check_pipeline_consistency",
+    "check_estimators_pickle",
+    "check_f_contiguous_array_estimator",
+    "check_transformer_data_not_an_array",
+    "check_transformer_general",
+    "check_transformer_preserve_dtypes",
+    "check_transformer_n_iter",
+    "check_methods_sample_order_invariance",
+    "check_methods_subset_invariance",
+    "check_fit2d_1feature",
+    "check_dict_unchanged",
+    "check_fit_idempotent",
+    "check_fit_check_is_fitted",
+    "check_n_features_in",
+    "check_fit2d_predict1d",
+]
+
+
+def expected_width_failures(*fixed_width_classes):
+    """``expected_failed_checks`` callable for ``parametrize_with_checks``."""
+
+    def expected(estimator):
+        if type(estimator) in fixed_width_classes:
+            return dict.fromkeys(FIXED_WIDTH_CHECKS, WIDTH_REASON)
+        return {}
+
+    return expected
