@@ -101,8 +101,8 @@ def main(argv=None):
     bare_epoch, est_epoch = float(np.median(bare)), float(np.median(est))
 
     print()
-    print(f"| quantity | value |")
-    print(f"|---|---|")
+    print("| quantity | value |")
+    print("|---|---|")
     print(f"| n_components | {cad.n_components_} |")
     print(f"| auto-decoder epochs | {args.epochs} (fit {fit_time:.1f} s, test inference {infer_time:.1f} s) |")
     print(f"| test MSE, PCA | {mse_pca:.5f} |")

@@ -20,7 +20,6 @@ import time
 from contextlib import contextmanager
 
 import numpy as np
-import torch
 from _common import REPO, parser, save, setup, table
 from sklearn.base import clone
 from sklearn.experimental import enable_iterative_imputer  # noqa: F401

@@ -11,7 +11,6 @@ from functools import partial
 
 
 from ._base import COMMON_SETTINGS, BaseRepresentationEstimator, _make_weight_optimizer
-from ._compat import check_is_fitted
 from ._decoders import MLP_DEFAULTS, ConvDecoderMixin, MLPDecoderMixin, nullable
 from ._docs import ATTRIBUTES, COMMON_PARAMS, TRAINING_PARAMS, indent, select
 from ._load import decoder_load, encoder_load, n_free_parameters
@@ -113,9 +112,7 @@ class BaseAutoEncoder(BaseRepresentationEstimator):
         Z : ndarray of shape (n_samples, n_components_)
             Latent vectors, in X's dtype.
         """
-        check_is_fitted(self)
-        X, _, _, Z, _ = self._latents(X)
-        return Z.cpu().numpy().astype(X.dtype, copy=False)
+        return self._transform_array(X)
 
 
 _AE_DOCS = _docs(MLP_DEFAULTS)

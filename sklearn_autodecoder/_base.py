@@ -416,9 +416,17 @@ class BaseRepresentationEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMi
         was_training = module.training
         module.eval()
         step = self._transform_batch_size()
-        parts = [module(T[i : i + step].to(self.device_)) for i in range(0, len(T), step)]
-        module.train(was_training)
+        try:
+            parts = [module(T[i : i + step].to(self.device_)) for i in range(0, len(T), step)]
+        finally:
+            module.train(was_training)
         return torch.cat(parts)
+
+    def _transform_array(self, X):
+        """The latents of X as an array in X's dtype (the body of ``transform``)."""
+        check_is_fitted(self)
+        X, _, _, Z, _ = self._latents(X)
+        return Z.detach().cpu().numpy().astype(X.dtype, copy=False)
 
     def score(self, X, y=None):
         """Negative mean reconstruction loss per observed entry (higher is better).
@@ -667,6 +675,4 @@ class BaseAutoDecoder(BaseRepresentationEstimator):
         Z : ndarray of shape (n_samples, n_components_)
             Latent vectors, in X's dtype.
         """
-        check_is_fitted(self)
-        X, _, _, Z, _ = self._latents(X)
-        return Z.detach().cpu().numpy().astype(X.dtype, copy=False)
+        return self._transform_array(X)

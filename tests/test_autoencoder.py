@@ -19,7 +19,7 @@ from sklearn_autodecoder import (
 )
 from _checks import AnyWidthConvAutoEncoder, TINY_SPEC, expected_width_failures
 
-from sklearn_autodecoder.presets import ConvDecoderSpec, make_encoder
+from sklearn_autodecoder.presets import make_encoder
 
 FAST = dict(max_iter=3, random_state=0, device="cpu")
 
