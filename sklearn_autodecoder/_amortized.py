@@ -17,6 +17,7 @@ from contextlib import nullcontext
 import torch
 
 from ._inference import _chunks, frozen
+from ._training import RowBatches
 from ._losses import sample_losses
 
 # Most entries hidden in a masked copy: fractions are drawn in [0, this).
@@ -29,27 +30,25 @@ def encoder_input(x, mask):
     return x if mask is None else torch.where(mask, x, torch.zeros((), dtype=x.dtype, device=x.device))
 
 
-def fit_encoder(encoder, X, mask, Z, *, max_iter, batch_size, generator, device, decoder=None, loss=None):
-    """Train ``encoder`` to regress the fixed latents ``Z`` from ``X``.
+def fit_encoder(encoder, data, Z, *, max_iter, batch_size, generator, decoder=None, loss=None):
+    """Train ``encoder`` to regress the fixed latents ``Z`` from the samples.
 
     Parameters
     ----------
     encoder : torch.nn.Module
         Maps (n, n_features) to (n, n_components), e.g. the mirror of the
-        decoder (the estimators' ``_build_encoder``); trained in place.
-    X : torch.Tensor of shape (n_samples, n_features)
-        Training samples (float32), unobserved entries as finite placeholders.
-    mask : torch.Tensor of bool or None
-        Observed entries of X.
+        decoder (the estimators' ``_build_encoder``); trained in place on
+        ``data.device``.
+    data : RowData
+        Training samples, read batch by batch (see :mod:`._data`).
     Z : torch.Tensor of shape (n_samples, n_components)
-        Target latents.
+        Target latents, one row per row of ``data``.
     max_iter : int
         Epochs.
     batch_size : int
         Samples per batch; each batch is doubled with a masked copy.
     generator : torch.Generator
         Shuffling and masking (torch's global RNG is not used).
-    device : torch.device
     decoder : torch.nn.Module, default=None
         The fitted decoder, kept frozen. When given, the objective adds the
         reconstruction loss of the encoded latents over all the sample's
@@ -64,31 +63,31 @@ def fit_encoder(encoder, X, mask, Z, *, max_iter, batch_size, generator, device,
     losses : list of float
         Mean objective per sample and epoch (on the clean and masked copies).
     """
+    device = data.device
     encoder.to(device).train()
     optimizer = torch.optim.Adam(encoder.parameters(), lr=ENCODER_LEARNING_RATE)
-    observed = torch.ones_like(X, dtype=torch.bool) if mask is None else mask
+    Z = Z.to(device)
     curve = []
     with frozen(decoder) if decoder is not None else nullcontext():
         for _ in range(max_iter):
-            order = torch.randperm(len(X), generator=generator)
             total = 0.0
-            for start in range(0, len(X), batch_size):
-                rows = order[start : start + batch_size]
-                x, m, z = X[rows], observed[rows], Z[rows]
+            for index, x, mask in RowBatches(data, batch_size, generator):
+                m = torch.ones_like(x, dtype=torch.bool) if mask is None else mask
+                z = Z[index]
                 # Hide a per-sample random fraction of the observed entries.
-                fraction = MAX_HIDDEN_FRACTION * torch.rand(len(rows), 1, generator=generator)
-                hidden = m & (torch.rand(x.shape, generator=generator) < fraction)
-                inputs = torch.cat([encoder_input(x, m), encoder_input(x, m & ~hidden)]).to(device)
+                fraction = MAX_HIDDEN_FRACTION * torch.rand(len(x), 1, generator=generator)
+                hidden = m & (torch.rand(x.shape, generator=generator) < fraction).to(device)
+                inputs = torch.cat([encoder_input(x, m), encoder_input(x, m & ~hidden)])
                 optimizer.zero_grad()
                 z_hat = encoder(inputs)
-                error = (z_hat - torch.cat([z, z]).to(device)).pow(2).sum()
+                error = (z_hat - torch.cat([z, z])).pow(2).sum()
                 if decoder is not None:
-                    x2, m2 = torch.cat([x, x]).to(device), torch.cat([m, m]).to(device)
+                    x2, m2 = torch.cat([x, x]), torch.cat([m, m])
                     error = error + sample_losses(decoder(z_hat), x2, loss, m2).sum()
                 error.backward()
                 optimizer.step()
                 total += float(error.detach())
-            curve.append(total / (2 * len(X)))
+            curve.append(total / (2 * len(data)))
     encoder.eval()
     return curve
 

@@ -1,9 +1,278 @@
-"""The public auto-decoders: they only choose the decoder and the defaults."""
+"""The auto-decoder family: a free latent vector per training sample.
 
-from ._base import TRAINING_SETTINGS, BaseAutoDecoder
-from ._decoders import MLP_DEFAULTS as _MLP_DEFAULTS
-from ._decoders import ConvDecoderMixin, MLPDecoderMixin, nullable
+:class:`BaseAutoDecoder` gives the representation hooks of
+:class:`._base.BaseRepresentationEstimator`: a latent table trained jointly
+with the decoder by a row-sparse optimiser, and latent inference (with the
+decoder frozen) for held-out and new samples, from a deterministic start
+(``init``). :class:`AutoDecoder` and :class:`ConvAutoDecoder` add the
+architecture and their parameters.
+"""
+
+from functools import partial
+from numbers import Real
+
+import numpy as np
+import torch
+
+from ._amortized import encode, fit_encoder
+from ._architectures import _SPEC_FALLBACK, ConvDecoderMixin, MLPDecoderMixin
+from ._base import (
+    COMMON_SETTINGS,
+    BaseRepresentationEstimator,
+    at_least_one,
+    nullable,
+    positive,
+    seeded_cpu_rng,
+)
+from ._compat import Interval, StrOptions
+from ._data import map_rows, output_dtype
 from ._docs import ATTRIBUTES, COMMON_PARAMS, TRAINING_PARAMS, indent
+from ._inference import decode_in_chunks, infer_latents, nearest_latents
+from ._sparse_optim import make_latent_optimizer
+from .nn import LatentTable
+
+# Training latents start as N(0, LATENT_INIT_STD^2): small, so that the decoder
+# starts near its mean output, but not zero, so that samples differ at once.
+LATENT_INIT_STD = 0.01
+# Inference steps per epoch on the held-out latents when early stopping; they
+# restart from the previous epoch's values, so a few steps track the decoder.
+VALID_STEPS_PER_EPOCH = 10
+INIT_STRATEGIES = ("zeros", "mean", "nearest", "encoder")
+# init="nearest" compares a sample with at most this many decoded training
+# values (rows x features; 128 MiB in float32), on evenly spaced rows.
+NEAREST_MAX_VALUES = 2**25
+
+LATENT_SETTINGS = (
+    "latent_optimizer",
+    "latent_learning_rate",
+    "latent_momentum",
+    "latent_l2",
+)
+TRAINING_SETTINGS = COMMON_SETTINGS + LATENT_SETTINGS
+
+
+def _rms(latents):
+    """Root mean square of latents (tensor or array); 1 for an all-zero table.
+
+    Inference step sizes are multiples of the training latents' RMS, so that
+    ``inference_learning_rate`` does not depend on the scale the latents
+    happened to take in training.
+    """
+    rms = float((latents**2).mean() ** 0.5)
+    return rms if rms > 0 else 1.0
+
+
+class BaseAutoDecoder(BaseRepresentationEstimator):
+    """Base class for auto-decoders; not for direct use.
+
+    The representation is a table of free latent vectors, one per training
+    sample; new samples get theirs by inference with the decoder frozen.
+    """
+
+    _parameter_constraints = {
+        **BaseRepresentationEstimator._parameter_constraints,
+        "latent_optimizer": [StrOptions({"sgd", "adam"})],
+        "latent_learning_rate": [positive(Real)],
+        "latent_momentum": [Interval(Real, 0, 1, closed="left")],
+        "latent_l2": [Interval(Real, 0, None, closed="left")],
+        "inference_max_iter": [at_least_one()],
+        "inference_learning_rate": [positive(Real)],
+        "inference_tol": [Interval(Real, 0, 1, closed="left")],
+        "init": [StrOptions(set(INIT_STRATEGIES))],
+        "encoder_max_iter": [at_least_one()],
+        "inference_batch_size": [at_least_one()],
+    }
+    _training_settings = TRAINING_SETTINGS
+    _torch_attributes = ("decoder_", "encoder_")
+
+    # ---- training: the latent table --------------------------------------------
+
+    def _make_representation(self, decoder, data, settings, warm, generator, n_held_out):
+        """A latent table with a row-sparse optimiser, and held-out inference."""
+        if warm:
+            # Project the data on the current manifold: a start as good as the
+            # decoder, whether or not X is the previous fit's data.
+            init = torch.as_tensor(self._encode(data, decoder), dtype=torch.float32)
+        else:
+            init = LATENT_INIT_STD * torch.randn(len(data), settings["n_components"], generator=generator)
+        table = LatentTable(len(data), settings["n_components"], init=init).to(data.device)
+        optimizer = partial(
+            make_latent_optimizer,
+            name=settings["latent_optimizer"],
+            lr=settings["latent_learning_rate"],
+            momentum=settings["latent_momentum"],
+        )
+        held_out = None
+        if n_held_out:
+            held_out = self._held_out_inference(decoder, table, settings, n_held_out, data.device)
+        return table, optimizer, held_out
+
+    def _held_out_inference(self, decoder, table, settings, n_held_out, device):
+        """``held_out(index, x, mask)``: held-out latents, tracked across epochs.
+
+        A few inference steps per epoch, from the previous epoch's values,
+        with the decoder frozen.
+        """
+        reference = table.weight.detach()
+        if self.init == "zeros":
+            state = torch.zeros(n_held_out, settings["n_components"], device=device)
+        else:  # "nearest" and "encoder" have nothing to start from yet: the mean
+            state = reference.mean(dim=0, keepdim=True).expand(n_held_out, -1).clone()
+
+        def held_out(index, x, mask):
+            z, _ = infer_latents(
+                decoder,
+                x,
+                lambda *_: state[index],
+                loss=settings["loss"],
+                mask=mask,
+                max_iter=VALID_STEPS_PER_EPOCH,
+                learning_rate=self.inference_learning_rate * _rms(reference),
+                tol=self.inference_tol,
+                latent_l2=settings["latent_l2"],
+                batch_size=len(x),
+                device=device,
+            )
+            state[index] = z
+            return z
+
+        return held_out
+
+    def _store_representation(self, module, data, train, valid, generator):
+        """Training latents, the inference aids, then the held-out rows' latents.
+
+        Held-out rows are inferred against the final decoder (the best one
+        when early stopping restored it), like any new sample.
+        """
+        dtype = output_dtype(data.X)
+        latents = module.weight.detach().cpu().numpy().astype(dtype)
+        self.embedding_ = latents
+        for name in ("_references_", "encoder_", "encoder_loss_curve_"):
+            self.__dict__.pop(name, None)  # from a previous fit with another init
+        if self.init == "encoder":
+            self._fit_encoder(data.take(train), generator)
+        if valid is not None:
+            embedding = np.empty((len(data), self.n_components_), dtype=dtype)
+            embedding[train] = latents
+            embedding[valid] = self._encode(data.take(valid), self._decoder_for(data.dtype))
+            self.embedding_ = embedding
+        if self.init == "nearest":
+            latents = torch.as_tensor(self.embedding_, dtype=torch.float32)
+            self._references_ = decode_in_chunks(
+                self.decoder_, latents[self._nearest_rows(len(latents))], self.inference_batch_size, self.device_
+            ).cpu()
+
+    def _fit_encoder(self, data, generator):
+        """Train the amortised encoder of init="encoder" on the training rows.
+
+        It regresses the fitted latents from the samples (targets fixed), on
+        clean and randomly masked copies, plus the frozen decoder's
+        reconstruction loss of its output.
+        """
+        with seeded_cpu_rng(generator):
+            encoder = self._build_encoder(data.n_features, self.settings_)
+        self.encoder_loss_curve_ = fit_encoder(
+            encoder,
+            data,
+            torch.as_tensor(self.embedding_, dtype=torch.float32),
+            max_iter=self.encoder_max_iter,
+            batch_size=self.settings_["batch_size"],
+            generator=generator,
+            decoder=self.decoder_,
+            loss=self.loss_,
+        )
+        self.encoder_ = encoder
+
+    # ---- inference ----------------------------------------------------------------
+
+    def _encode(self, data, decoder):
+        """Inferred latents of ``data``, chunk by chunk (the transform hook)."""
+        init = self._init_function(decoder, data.dtype, data.device)
+
+        def infer(x, mask):
+            z, _ = self._infer_tensor(decoder, x, mask, self.loss_, data.device, init=init)
+            return z
+
+        return map_rows(
+            data,
+            infer,
+            width=self.n_components_,
+            out_dtype=output_dtype(data.X),
+            batch_size=self.inference_batch_size,
+        )
+
+    def _infer_tensor(self, decoder, X_t, mask, loss, device, init=None):
+        """Latents of the tensor ``X_t`` under ``decoder`` (same dtype as X_t).
+
+        ``init``, a tensor of starting latents or a start function, overrides
+        the ``init`` strategy.
+        """
+        if init is None:
+            init = self._init_function(decoder, X_t.dtype, device)
+        return infer_latents(
+            decoder,
+            X_t,
+            init,
+            loss=loss,
+            mask=mask,
+            max_iter=self.inference_max_iter,
+            learning_rate=self.inference_learning_rate * _rms(self.embedding_),
+            tol=self.inference_tol,
+            latent_l2=self.settings_["latent_l2"],
+            batch_size=self.inference_batch_size,
+            device=device,
+        )
+
+    def _init_function(self, decoder, dtype, device):
+        """``init(x, mask) -> z0`` of ``self.init``: each row from its own sample."""
+        latents = torch.as_tensor(self.embedding_, dtype=dtype, device=device)
+        if self.init == "mean":
+            mean = latents.mean(dim=0, keepdim=True)
+            return lambda x, m: mean.expand(len(x), -1).clone()
+        if self.init == "nearest":
+            rows = self._nearest_rows(len(latents))
+            references = getattr(self, "_references_", None)
+            if references is None or len(references) != len(rows):  # init set after fit
+                references = decode_in_chunks(decoder, latents[rows], self.inference_batch_size, device)
+            references = torch.as_tensor(references, dtype=dtype, device=device)
+            return lambda x, m: nearest_latents(x, m, references, latents[rows], self.loss_)
+        if self.init == "encoder":
+            if getattr(self, "encoder_", None) is None:
+                raise ValueError(
+                    "init='encoder' needs the encoder trained at the end of fit; "
+                    "refit with init='encoder'."
+                )
+            encoder = self._module_for(self.encoder_, dtype)
+            return lambda x, m: encode(encoder, x, m)
+        return lambda x, m: torch.zeros(len(x), latents.shape[1], dtype=dtype, device=x.device)
+
+    def _nearest_rows(self, n_train):
+        """Training rows that init="nearest" compares with (evenly spaced)."""
+        n_rows = min(n_train, max(1, NEAREST_MAX_VALUES // self.n_features_in_))
+        return torch.linspace(0, n_train - 1, n_rows).round().long()
+
+    def _transform_batch_size(self):
+        return self.inference_batch_size
+
+    def transform(self, X):
+        """Infer the latent vector of each sample with the decoder frozen.
+
+        Each sample's latent minimises its reconstruction loss over its
+        observed (non-NaN) entries, by Adam from a deterministic start; the
+        rows are independent of each other.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Samples to project onto the decoder's manifold. Numeric arrays
+            and ``np.memmap`` are read in batches, never copied whole.
+
+        Returns
+        -------
+        Z : ndarray of shape (n_samples, n_components_)
+            Latent vectors, float64 for float64 X and float32 otherwise.
+        """
+        return super().transform(X)
 
 
 class AutoDecoder(MLPDecoderMixin, BaseAutoDecoder):
@@ -36,7 +305,7 @@ class AutoDecoder(MLPDecoderMixin, BaseAutoDecoder):
     loss : {{"mse", "bce"}}, default="mse"
         Reconstruction loss, summed over a sample's observed features. "bce"
         needs X in [0, 1] and gives the decoder a logistic output layer.
-{indent(TRAINING_PARAMS.format(**_MLP_DEFAULTS))}
+{indent(TRAINING_PARAMS.format(**_SPEC_FALLBACK))}
 {indent(COMMON_PARAMS)}
 
     Attributes
@@ -88,6 +357,7 @@ class AutoDecoder(MLPDecoderMixin, BaseAutoDecoder):
         batch_size=64,
         inference_max_iter=100,
         inference_learning_rate=0.1,
+        inference_tol=1e-4,
         tol=1e-4,
         init="zeros",
         encoder_max_iter=20,
@@ -117,6 +387,7 @@ class AutoDecoder(MLPDecoderMixin, BaseAutoDecoder):
         self.batch_size = batch_size
         self.inference_max_iter = inference_max_iter
         self.inference_learning_rate = inference_learning_rate
+        self.inference_tol = inference_tol
         self.tol = tol
         self.init = init
         self.encoder_max_iter = encoder_max_iter
@@ -155,7 +426,7 @@ class ConvAutoDecoder(ConvDecoderMixin, BaseAutoDecoder):
     loss : {{"mse", "bce"}}, default=None
         Reconstruction loss, summed over a sample's observed features; None
         takes the preset's.
-{indent(TRAINING_PARAMS.format(**{name: "None" for name in _MLP_DEFAULTS}))}
+{indent(TRAINING_PARAMS.format(**{name: "None" for name in _SPEC_FALLBACK}))}
 {indent(COMMON_PARAMS)}
 
     Attributes
@@ -201,6 +472,7 @@ class ConvAutoDecoder(ConvDecoderMixin, BaseAutoDecoder):
         batch_size=None,
         inference_max_iter=100,
         inference_learning_rate=0.1,
+        inference_tol=1e-4,
         tol=1e-4,
         init="zeros",
         encoder_max_iter=20,
@@ -228,6 +500,7 @@ class ConvAutoDecoder(ConvDecoderMixin, BaseAutoDecoder):
         self.batch_size = batch_size
         self.inference_max_iter = inference_max_iter
         self.inference_learning_rate = inference_learning_rate
+        self.inference_tol = inference_tol
         self.tol = tol
         self.init = init
         self.encoder_max_iter = encoder_max_iter

@@ -9,9 +9,13 @@ in the representation hooks of :class:`._base.BaseRepresentationEstimator`.
 
 from functools import partial
 
+import torch
 
-from ._base import COMMON_SETTINGS, BaseRepresentationEstimator, _make_weight_optimizer
-from ._decoders import MLP_DEFAULTS, ConvDecoderMixin, MLPDecoderMixin, nullable
+from ._architectures import _SPEC_FALLBACK as MLP_DEFAULTS
+from ._architectures import ConvDecoderMixin, MLPDecoderMixin
+from ._base import COMMON_SETTINGS, BaseRepresentationEstimator, make_weight_optimizer, nullable
+from ._data import map_rows, output_dtype
+from ._inference import frozen
 from ._docs import ATTRIBUTES, COMMON_PARAMS, TRAINING_PARAMS, indent, select
 from ._load import decoder_load, encoder_load, n_free_parameters
 from .nn import EncoderRepresentation
@@ -68,36 +72,41 @@ class BaseAutoEncoder(BaseRepresentationEstimator):
 
     _torch_attributes = ("decoder_", "encoder_")
 
-    def _build_encoder(self, n_features, settings):
-        """A torch module mapping (n, n_features) to (n, n_components)."""
-        raise NotImplementedError
-
-    def _make_representation(self, decoder, X_train, mask_train, settings, warm, device, generator):
+    def _make_representation(self, decoder, data, settings, warm, generator, n_held_out):
+        """The encoder, with the decoder's optimiser settings; it encodes held-out rows too."""
         if warm:
-            encoder = self.encoder_.float().to(device)
+            encoder = self.encoder_.float().to(data.device)
         else:
-            encoder = self._build_encoder(X_train.shape[1], settings).to(device)
+            encoder = self._build_encoder(data.n_features, settings).to(data.device)
         optimizer = partial(
-            _make_weight_optimizer,
+            make_weight_optimizer,
             name=settings["optimizer"],
             lr=settings["learning_rate"],
             weight_decay=settings["weight_decay"],
         )
-        return EncoderRepresentation(encoder), optimizer
+        return EncoderRepresentation(encoder), optimizer, None
 
-    def _store_representation(self, representation, train, valid, valid_state, dtype):
-        self.encoder_ = representation.encoder.eval()
+    def _store_representation(self, module, data, train, valid, generator):
+        self.encoder_ = module.encoder.eval()
 
-    def _loads(self, decoder, representation, settings, *, n_train, n_values):
-        m = settings["n_components"]
+    def _loads(self, decoder, representation, settings, data):
+        m, n_train = settings["n_components"], len(data)
         return {
-            "decoder_load_": decoder_load(n_train, n_values / n_train, m, decoder),
+            "decoder_load_": decoder_load(n_train, self._n_observed(data) / n_train, m, decoder),
             "encoder_load_": encoder_load(n_train, m, n_free_parameters(representation)),
         }
 
-    def _transform_tensor(self, X_t, mask, decoder):
-        # Missing entries reach the encoder as zeros (the loss ignores them).
-        return self._run_batched(self._module_for(self.encoder_, X_t.dtype), X_t)
+    def _encode(self, data, decoder):
+        """The encoder's output, batch by batch (missing entries reach it as zeros)."""
+        encoder = self._module_for(self.encoder_, data.dtype)
+        with torch.no_grad(), frozen(encoder):
+            return map_rows(
+                data,
+                lambda x, _: encoder(x),
+                width=self.n_components_,
+                out_dtype=output_dtype(data.X),
+                batch_size=self._transform_batch_size(),
+            )
 
     def transform(self, X):
         """Encode each sample: one forward pass of the encoder.
@@ -110,9 +119,9 @@ class BaseAutoEncoder(BaseRepresentationEstimator):
         Returns
         -------
         Z : ndarray of shape (n_samples, n_components_)
-            Latent vectors, in X's dtype.
+            Latent vectors, float64 for float64 X and float32 otherwise.
         """
-        return self._transform_array(X)
+        return super().transform(X)
 
 
 _AE_DOCS = _docs(MLP_DEFAULTS)

@@ -36,12 +36,13 @@ inference_max_iter : int, default=100
 inference_learning_rate : float, default=0.1
     Adam step size in inference, in units of the training latents' root
     mean square (so that it does not depend on the latents' scale).
-tol : float, default=1e-4
+inference_tol : float, default=1e-4
     Relative loss improvement below which an inference step counts as no
     progress: after 3 such steps in a row a sample returns to its best latent
-    with a 0.3 times smaller step, and after 4 cuts it stops. With
-    ``early_stopping``, the relative improvement of the validation loss that
-    resets the patience.
+    with a 0.3 times smaller step, and after 4 cuts it stops.
+tol : float, default=1e-4
+    With ``early_stopping``, the relative improvement of the validation loss
+    that resets the patience.
 init : {"zeros", "mean", "nearest", "encoder"}, default="zeros"
     Starting latent of inference, deterministic and computed for each sample
     from that sample alone: zeros; the mean training latent; "nearest", the

@@ -7,7 +7,7 @@ import torch
 from sklearn.base import BaseEstimator, OneToOneFeatureMixin, TransformerMixin, clone
 
 from ._autodecoder import AutoDecoder
-from ._base import _to_tensor
+from ._data import RowData
 from ._compat import HasMethods, Interval, _fit_context, check_is_fitted, validate_data
 from ._inference import _chunks, decode_in_chunks, pairwise_losses
 
@@ -148,7 +148,7 @@ class AutoDecoderImputer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
         if not hasattr(model, "embedding_"):
             raise ValueError("n_candidates > 1 needs an auto-decoder (a model with embedding_).")
         decoder = model._decoder_for(X.dtype)
-        X_t, mask = _to_tensor(X, next(decoder.parameters()).dtype)
+        X_t, mask = RowData(X, next(decoder.parameters()).dtype, "cpu", has_nan=True).host_batch(slice(None))
         latents = torch.as_tensor(model.embedding_, dtype=X_t.dtype)
         device, batch_size = model.device_, model.inference_batch_size
         references = decode_in_chunks(decoder, latents, batch_size, device)
@@ -162,7 +162,7 @@ class AutoDecoderImputer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
             decoder, X_t.repeat_interleave(k, 0), mask.repeat_interleave(k, 0),
             model.loss_, device, init=latents[nearest.ravel()],
         )
-        X_hat = model._run_batched(decoder, Z).cpu().reshape(len(X), k, -1).mean(dim=1)
+        X_hat = decode_in_chunks(decoder, Z, batch_size, device).cpu().reshape(len(X), k, -1).mean(dim=1)
         return X_hat.numpy().astype(X.dtype, copy=False)
 
     def _mean_latent(self, dtype):

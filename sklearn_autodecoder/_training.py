@@ -4,9 +4,9 @@ skorch brings the callbacks (progress bar, early stopping, checkpoints, LR
 schedulers), the ``history`` and the per-epoch log; this module only supplies
 what differs from supervised training:
 
-* batches are ``(index, x, mask)`` tensors sliced on the device, not a
-  ``DataLoader`` over per-item ``__getitem__`` calls (an order of magnitude
-  cheaper per batch);
+* batches are ``(index, x, mask)`` row blocks read from the array (or
+  memmap) by :class:`~._data.RowData`, converted and moved one batch at a
+  time, not a ``DataLoader`` over per-item ``__getitem__`` calls;
 * two optimisers: one for the decoder weights and one for the representation
   (a row-sparse one for the latent table, so only the batch's rows move);
 * validation infers the held-out samples' latents with the decoder frozen,
@@ -14,48 +14,53 @@ what differs from supervised training:
 """
 
 import math
+import sys
 
+import numpy as np
 import torch
 from skorch import NeuralNet
-from skorch.callbacks import Callback, EarlyStopping, ProgressBar
+from skorch.callbacks import Callback, EarlyStopping, PrintLog, ProgressBar
 from skorch.utils import TeeGenerator
 
+from ._data import slices
 from ._losses import sample_losses
 
 
-class TensorBatches:
-    """Mini-batches of ``(index, x, mask)`` tensors, reshuffled at each pass.
+class RowBatches:
+    """Mini-batches ``(index, x, mask)`` of a :class:`~._data.RowData`, reshuffled at each pass.
+
+    ``index`` holds the batch's positions in ``data`` (the rows of the latent
+    table), on the device; each batch's positions are sorted, so that a
+    memmap is read in file order. The loss is a sum over samples, so the
+    order inside a batch does not matter.
 
     Parameters
     ----------
-    X : torch.Tensor of shape (n_samples, n_features)
-        Samples, already on the training device.
-    mask : torch.Tensor of bool or None
-        Observed entries of X, or None when all are observed.
+    data : RowData
+        The rows to iterate over.
     batch_size : int
         Samples per batch (the last batch may be smaller).
     generator : torch.Generator or None
         Shuffles the order at each pass; None keeps the order.
     """
 
-    def __init__(self, X, mask, batch_size, generator=None):
-        self.X = X
-        self.mask = mask
+    def __init__(self, data, batch_size, generator=None):
+        self.data = data
         self.batch_size = batch_size
         self.generator = generator
-        self.index = torch.arange(len(X), device=X.device)
 
     def __len__(self):
-        return math.ceil(len(self.X) / self.batch_size)
+        return math.ceil(len(self.data) / self.batch_size)
 
     def __iter__(self):
-        order = self.index
-        if self.generator is not None:
-            order = torch.randperm(len(self.X), generator=self.generator).to(self.X.device)
-        for start in range(0, len(order), self.batch_size):
-            rows = order[start : start + self.batch_size]
-            mask = None if self.mask is None else self.mask[rows]
-            yield rows, self.X[rows], mask
+        n = len(self.data)
+        if self.generator is None:
+            positions = [np.arange(s.start, s.stop) for s in slices(n, self.batch_size)]
+        else:
+            order = torch.randperm(n, generator=self.generator).numpy()
+            positions = [np.sort(order[s]) for s in slices(n, self.batch_size)]
+        for rows, x, mask in self.data.batches(positions):
+            yield torch.from_numpy(rows).to(self.data.device), x, mask
 
 
 class StopOnNonFinite(Callback):
@@ -86,8 +91,8 @@ class RepresentationNet(NeuralNet):
         ``weight_optimizer(params)`` builds the decoder's optimiser.
     representation_optimizer : callable
         ``representation_optimizer(params)`` builds the representation's.
-    valid_encoder : callable or None
-        ``valid_encoder(index, x, mask) -> z`` gives held-out latents (by
+    held_out : callable or None
+        ``held_out(index, x, mask) -> z`` gives held-out latents (by
         inference for an auto-decoder); None uses the representation.
     generator : torch.Generator
         Shuffles the training batches.
@@ -104,7 +109,7 @@ class RepresentationNet(NeuralNet):
         latent_l2,
         weight_optimizer,
         representation_optimizer,
-        valid_encoder=None,
+        held_out=None,
         generator=None,
         **kwargs,
     ):
@@ -113,7 +118,7 @@ class RepresentationNet(NeuralNet):
         self.latent_l2 = latent_l2
         self.weight_optimizer = weight_optimizer
         self.representation_optimizer = representation_optimizer
-        self.valid_encoder = valid_encoder
+        self.held_out = held_out
         self.generator = generator
 
     def initialize_optimizer(self, triggered_directly=None):
@@ -124,14 +129,19 @@ class RepresentationNet(NeuralNet):
         return self
 
     def get_split_datasets(self, X, y=None, **fit_params):
-        # X is ((X_train, mask_train), (X_valid, mask_valid) or None): the
-        # estimator has split and moved the data already.
+        # X is (train, valid or None), RowData both: the estimator has split.
         return X
 
     def get_iterator(self, dataset, training=False):
-        X, mask = dataset
-        generator = self.generator if training else None
-        return TensorBatches(X, mask, self.batch_size, generator)
+        return RowBatches(dataset, self.batch_size, self.generator if training else None)
+
+    def get_default_callbacks(self):
+        # Without a terminal, print the epoch log without ANSI colour codes.
+        plain = not sys.stdout.isatty()
+        return [
+            (name, PlainPrintLog() if plain and name == "print_log" else callback)
+            for name, callback in super().get_default_callbacks()
+        ]
 
     def _objective(self, z, x_hat, x, mask):
         losses = sample_losses(x_hat, x, self.loss, mask)
@@ -145,9 +155,16 @@ class RepresentationNet(NeuralNet):
         # batch. One pass, then each optimiser steps on the same gradients.
         self._zero_grad_optimizer()
         step = self.train_step_single(batch, **fit_params)
+        # Callbacks see the dense gradients only: the latent table's are
+        # sparse, which skorch's GradientNormClipping and others cannot take.
+        dense = (
+            (name, p)
+            for name, p in self.get_all_learnable_params()
+            if p.grad is None or not p.grad.is_sparse
+        )
         self.notify(
             "on_grad_computed",
-            named_parameters=TeeGenerator(self.get_all_learnable_params()),
+            named_parameters=TeeGenerator(dense),
             batch=batch,
             training=True,
         )
@@ -168,8 +185,8 @@ class RepresentationNet(NeuralNet):
     def validation_step(self, batch, **fit_params):
         self._set_training(False)
         index, x, mask = batch
-        if self.valid_encoder is not None:
-            z = self.valid_encoder(index, x, mask)
+        if self.held_out is not None:
+            z = self.held_out(index, x, mask)
         else:
             with torch.no_grad():
                 z = self.module_.representation(index, x)
@@ -179,11 +196,36 @@ class RepresentationNet(NeuralNet):
         return {"loss": total / len(index), "y_pred": x_hat}
 
 
+class PlainPrintLog(PrintLog):
+    """skorch's epoch log without the ANSI colour of the best values."""
+
+    def format_row(self, row, key, color):
+        return super().format_row(row, key, color="")
+
+
+def needs_validation(user_callbacks):
+    """Whether a user callback monitors a validation quantity (e.g. skorch's EarlyStopping).
+
+    Such callbacks then get the held-out rows of ``validation_fraction``,
+    as ``early_stopping=True`` would give them.
+    """
+    return any(
+        str(getattr(callback, "monitor", "")).startswith("valid_")
+        for callback in _callback_objects(user_callbacks)
+    )
+
+
+def _callback_objects(user_callbacks):
+    for item in user_callbacks or []:
+        yield item[1] if isinstance(item, tuple) else item
+
+
 def make_callbacks(user_callbacks, *, verbose, early_stopping, n_iter_no_change, tol):
     """The callbacks of a fit: divergence check, progress bar, early stopping, then the user's."""
     callbacks = [("stop_on_non_finite", StopOnNonFinite())]
     if verbose >= 2:
-        callbacks.append(("progress_bar", ProgressBar()))
+        # "auto" sizes the bar from the data's len(): our RowData has one.
+        callbacks.append(("progress_bar", ProgressBar(batches_per_epoch="auto")))
     if early_stopping:
         callbacks.append(
             (

@@ -8,6 +8,7 @@ import torch
 from sklearn.datasets import load_digits
 
 from sklearn_autodecoder import AutoDecoder, ConvAutoDecoder
+from sklearn_autodecoder._data import RowData
 from sklearn_autodecoder._amortized import encode_in_chunks, encoder_input, fit_encoder
 from sklearn_autodecoder.presets import ConvDecoderSpec
 
@@ -58,7 +59,7 @@ def test_masked_copies_teach_partial_inputs():
 
         saved, amortized.MAX_HIDDEN_FRACTION = amortized.MAX_HIDDEN_FRACTION, fraction
         try:
-            fit_encoder(encoder, X, None, Z, max_iter=40, batch_size=32, generator=torch.Generator().manual_seed(1), device="cpu")
+            fit_encoder(encoder, RowData(X.numpy(), torch.float32, "cpu"), Z, max_iter=40, batch_size=32, generator=torch.Generator().manual_seed(1))
         finally:
             amortized.MAX_HIDDEN_FRACTION = saved
         with torch.no_grad():

@@ -114,11 +114,11 @@ def test_chunking_does_not_change_results(digits):
 
 def test_inference_tolerance_stops_early(digits):
     X = digits[0][:60]
-    ad = AutoDecoder(n_components=3, max_iter=5, inference_max_iter=500, tol=0.5, **CPU).fit(X)
+    ad = AutoDecoder(n_components=3, max_iter=5, inference_max_iter=500, inference_tol=0.5, **CPU).fit(X)
     loose = ad.transform(X)
-    tight = ad.set_params(tol=0.0).transform(X)
-    # tol=0.5 stops after the first steps; tol=0 runs the whole budget and fits better.
-    assert ad.set_params(tol=0.5).score(X) < ad.set_params(tol=0.0).score(X)
+    tight = ad.set_params(inference_tol=0.0).transform(X)
+    # inference_tol=0.5 stops after the first steps; inference_tol=0 runs the whole budget and fits better.
+    assert ad.set_params(inference_tol=0.5).score(X) < ad.set_params(inference_tol=0.0).score(X)
     assert not np.allclose(loose, tight)
 
 

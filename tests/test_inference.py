@@ -9,7 +9,7 @@ from sklearn.datasets import load_digits
 from sklearn.utils.estimator_checks import check_methods_subset_invariance
 
 from sklearn_autodecoder import AutoDecoder
-from sklearn_autodecoder._base import INIT_STRATEGIES
+from sklearn_autodecoder._autodecoder import INIT_STRATEGIES
 from sklearn_autodecoder._inference import (
     frozen,
     infer_latents,

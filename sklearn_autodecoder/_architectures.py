@@ -1,9 +1,12 @@
-"""Decoder choice shared by the auto-decoders and the autoencoders.
+"""Architectures shared by the auto-decoders and the autoencoders.
 
-Two mixins, one per decoder family, each giving ``_build_decoder``, the
-width check and the parameter constraints; the autoencoders add the
-mirrored encoder (``_build_encoder``). An estimator is then a mixin plus a
-representation base (:class:`._base.BaseAutoDecoder` or the autoencoder's).
+Two mixins, one per decoder family (MLP, convolutional), each giving the
+architecture hooks of :class:`._base.BaseRepresentationEstimator`:
+``_build_decoder``, ``_build_encoder`` (the mirrored encoder), the width
+check, the default settings and the parameter constraints. A public
+estimator is one of these mixins plus a representation family
+(:class:`._autodecoder.BaseAutoDecoder` or
+:class:`._autoencoder.BaseAutoEncoder`).
 """
 
 from numbers import Integral
@@ -16,38 +19,26 @@ from . import presets
 from ._compat import StrOptions
 from .nn import ACTIVATIONS, MLPDecoder, MLPEncoder
 
-# Defaults of the MLP estimators, also the fallback of the conv presets.
-MLP_DEFAULTS = dict(
-    optimizer="adam",
-    learning_rate=1e-3,
-    weight_decay=1e-5,
-    latent_optimizer="adam",
-    latent_learning_rate=1e-2,
-    latent_momentum=0.9,
-    latent_l2=0.0,
-    max_iter=200,
-    batch_size=64,
+# TODO(merge): replaced by the spec's complete defaults.
+_SPEC_FALLBACK = dict(
+    loss="mse", optimizer="adam", learning_rate=1e-3, weight_decay=1e-5, latent_optimizer="adam",
+    latent_learning_rate=1e-2, latent_momentum=0.9, latent_l2=0.0, max_iter=200, batch_size=64,
 )
-
-
-def nullable(constraints, names):
-    """``constraints`` with None allowed for ``names`` (resolved from defaults)."""
-    return {
-        name: [*rule, None] if name in names else rule for name, rule in constraints.items()
-    }
 
 
 class MLPDecoderMixin:
     """An MLP decoder (``hidden_layer_sizes``, ``activation``), optionally sparse linear."""
 
     _decoder_constraints = {
-        "hidden_layer_sizes": [tuple, list],
+        "hidden_layer_sizes": [tuple, list, Integral],
         "activation": [StrOptions(set(ACTIVATIONS))],
         "connectivity": ["array-like", None],
     }
 
     def _hidden_sizes(self):
-        sizes = tuple(self.hidden_layer_sizes)
+        # An int is one hidden layer, as in scikit-learn's MLPs.
+        sizes = self.hidden_layer_sizes
+        sizes = (sizes,) if isinstance(sizes, Integral) else tuple(sizes)
         if not all(isinstance(s, Integral) and s > 0 for s in sizes):
             raise ValueError(
                 f"hidden_layer_sizes must hold positive integers, got {self.hidden_layer_sizes!r}."
@@ -97,13 +88,18 @@ class ConvDecoderMixin:
     _decoder_constraints = {
         "preset": [StrOptions(set(presets.PRESETS)), presets.ConvDecoderSpec],
     }
+    # uint8 input holds 8-bit pixels: x / 255, per batch.
+    _uint8_scale = 1.0 / 255.0
 
     def _spec(self):
         return presets.get_preset(self.preset)
 
+    def _image_shape(self):
+        return tuple(self._spec().image_shape)
+
     def _default_settings(self):
         spec = self._spec()
-        return {**MLP_DEFAULTS, "n_components": spec.n_components, **spec.defaults}
+        return {**_SPEC_FALLBACK, "n_components": spec.n_components, **spec.defaults}
 
     def _check_n_features(self, n_features):
         shape = tuple(self._spec().image_shape)
