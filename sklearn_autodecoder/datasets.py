@@ -1,9 +1,11 @@
 """Readers for standard image data set files (no downloads, ever).
 
-Every loader returns images as a float32 array of shape
-``(n_samples, C * H * W)`` scaled to [0, 1], flattened channel-first and
-row-major (the layout :func:`sklearn_autodecoder.presets.make_decoder`
-produces), and labels as int64 in ``0 .. n_classes - 1``.
+Every loader returns images as an array of shape ``(n_samples, C * H * W)``,
+flattened channel-first and row-major (the layout
+:func:`sklearn_autodecoder.presets.make_decoder` produces): float32 scaled to
+[0, 1] by default, or the raw uint8 pixels with ``dtype="uint8"`` (4 times
+smaller; the image estimators take uint8 as 8-bit pixels, x / 255, batch by
+batch). Labels are int64 in ``0 .. n_classes - 1``.
 
 :func:`make_regulatory_data` simulates data with a known representation.
 """
@@ -122,7 +124,16 @@ def _to_unit_float(images):
     return images.reshape(len(images), -1).astype(np.float32) / np.float32(255)
 
 
-def load_mnist(images_path, labels_path=None):
+def _flat_images(images, dtype):
+    """Images as (n, C*H*W) rows: float32 in [0, 1], or the uint8 pixels themselves."""
+    if dtype == "uint8":
+        return np.ascontiguousarray(images).reshape(len(images), -1)
+    if dtype == "float32":
+        return _to_unit_float(images)
+    raise ValueError(f"dtype must be 'float32' or 'uint8', got {dtype!r}.")
+
+
+def load_mnist(images_path, labels_path=None, *, dtype="float32"):
     """Load MNIST-format images (and labels) from IDX files.
 
     Parameters
@@ -131,11 +142,13 @@ def load_mnist(images_path, labels_path=None):
         IDX3 image file (e.g. ``train-images-idx3-ubyte[.gz]``), uint8.
     labels_path : str or path-like, default=None
         IDX1 label file; None skips the labels.
+    dtype : {"float32", "uint8"}, default="float32"
+        "float32" scales the pixels to [0, 1]; "uint8" keeps the raw pixels.
 
     Returns
     -------
-    X : ndarray of shape (n_samples, H * W), dtype float32
-        Images flattened row-major, scaled to [0, 1].
+    X : ndarray of shape (n_samples, H * W), dtype float32 or uint8
+        Images flattened row-major.
     y : ndarray of shape (n_samples,), dtype int64, or None
         Labels 0 to 9, or None when ``labels_path`` is None.
 
@@ -150,7 +163,7 @@ def load_mnist(images_path, labels_path=None):
             f"{os.fspath(images_path)!r}: expected a 3-D uint8 IDX image file, got "
             f"shape {images.shape} of {images.dtype}."
         )
-    X = _to_unit_float(images)
+    X = _flat_images(images, dtype)
     if labels_path is None:
         return X, None
     labels = load_idx(labels_path)
@@ -270,7 +283,7 @@ def load_cifar10(directory, train=True):
     return np.concatenate([X for X, _ in parts]), np.concatenate([y for _, y in parts])
 
 
-def load_stl10_binary(images_path, labels_path=None):
+def load_stl10_binary(images_path, labels_path=None, *, dtype="float32", mmap=False):
     """Load STL-10 images (and labels) from the binary distribution files.
 
     Parameters
@@ -282,32 +295,53 @@ def load_stl10_binary(images_path, labels_path=None):
     labels_path : str or path-like, default=None
         The matching ``*_y.bin`` file (uint8 labels 1 to 10); None skips the
         labels.
+    dtype : {"float32", "uint8"}, default="float32"
+        "float32" scales the pixels to [0, 1]; "uint8" keeps the raw pixels.
+        Ignored with ``mmap=True`` (always uint8).
+    mmap : bool, default=False
+        Return a read-only ``np.memmap`` over the (uncompressed) file itself
+        instead of loading it: the 100,000 unlabeled images stay on disk
+        (2.6 GiB) and the estimators read them batch by batch. The rows are
+        then the file's own pixel order, each channel **transposed**
+        (``(C, W, H)``): STL-10 images are square, so a model trained on
+        them is the same model for transposed images. Use
+        ``X.reshape(-1, 3, 96, 96).transpose(0, 1, 3, 2)`` to view upright
+        images.
 
     Returns
     -------
-    X : ndarray of shape (n_samples, 27648), dtype float32
-        Images flattened channel-first row-major as ``(3, 96, 96)``,
-        scaled to [0, 1].
+    X : ndarray or np.memmap of shape (n_samples, 27648)
+        Images flattened channel-first row-major as ``(3, 96, 96)`` (or
+        ``(3, 96, 96)`` transposed with ``mmap=True``).
     y : ndarray of shape (n_samples,), dtype int64, or None
         Labels 0 to 9 (the files' 1 to 10, shifted), or None.
 
     Raises
     ------
     ValueError
-        If the file size is not a whole number of images, or the labels do
-        not match.
+        If the file size is not a whole number of images, the labels do not
+        match, or ``mmap=True`` is asked of a compressed file.
     """
     name = os.fspath(images_path)
-    data = _read_bytes(images_path)
     size = int(np.prod(_STL10_SHAPE))
-    if len(data) % size:
-        raise ValueError(
-            f"{name!r}: {len(data)} bytes is not a whole number of "
-            f"{'x'.join(map(str, _STL10_SHAPE))} uint8 images."
-        )
-    # On disk each channel is column-major: read as (c, w, h), swap to (c, h, w).
-    images = np.frombuffer(data, dtype=np.uint8).reshape(-1, 3, 96, 96).transpose(0, 1, 3, 2)
-    X = _to_unit_float(np.ascontiguousarray(images))
+    if mmap:
+        with open(images_path, "rb") as f:
+            if f.read(2) == b"\x1f\x8b":
+                raise ValueError(f"{name!r} is gzip-compressed; mmap=True needs the raw .bin file.")
+        n_bytes = os.path.getsize(images_path)
+        if n_bytes % size:
+            raise ValueError(f"{name!r}: {n_bytes} bytes is not a whole number of 3x96x96 uint8 images.")
+        X = np.memmap(images_path, dtype=np.uint8, mode="r", shape=(n_bytes // size, size))
+    else:
+        data = _read_bytes(images_path)
+        if len(data) % size:
+            raise ValueError(
+                f"{name!r}: {len(data)} bytes is not a whole number of "
+                f"{'x'.join(map(str, _STL10_SHAPE))} uint8 images."
+            )
+        # On disk each channel is column-major: read as (c, w, h), swap to (c, h, w).
+        images = np.frombuffer(data, dtype=np.uint8).reshape(-1, 3, 96, 96).transpose(0, 1, 3, 2)
+        X = _flat_images(images, dtype)
     if labels_path is None:
         return X, None
     labels = np.frombuffer(_read_bytes(labels_path), dtype=np.uint8)

@@ -210,6 +210,22 @@ def test_stl10_orientation(tmp_path):
     X2, y2 = load_stl10_binary(tmp_path / "X.bin")
     assert y2 is None
     np.testing.assert_array_equal(X, X2)
+    X8, _ = load_stl10_binary(tmp_path / "X.bin", dtype="uint8")
+    assert X8.dtype == np.uint8
+    np.testing.assert_array_equal(X8, images.reshape(2, -1))
+
+
+def test_stl10_memmap_reads_the_file_in_place(tmp_path):
+    images = np.random.RandomState(0).randint(0, 256, size=(3, 3, 96, 96)).astype(np.uint8)
+    (tmp_path / "X.bin").write_bytes(images.transpose(0, 1, 3, 2).tobytes())
+    X, _ = load_stl10_binary(tmp_path / "X.bin", mmap=True)
+    assert isinstance(X, np.memmap) and X.dtype == np.uint8 and X.shape == (3, 27648)
+    assert not X.flags.writeable
+    # The file's own order: each channel transposed; the documented view is upright.
+    np.testing.assert_array_equal(X.reshape(-1, 3, 96, 96).transpose(0, 1, 3, 2), images)
+    (tmp_path / "X.gz").write_bytes(gzip.compress(images.tobytes()))
+    with pytest.raises(ValueError, match="gzip-compressed"):
+        load_stl10_binary(tmp_path / "X.gz", mmap=True)
 
 
 def test_stl10_bad_files(tmp_path):
