@@ -147,6 +147,7 @@ class BaseAutoDecoder(BaseRepresentationEstimator):
         dtype = output_dtype(data.X)
         latents = module.weight.detach().cpu().numpy().astype(dtype)
         self.embedding_ = latents
+        self.latent_scale_ = _rms(latents)
         for name in ("_references_", "encoder_", "encoder_loss_curve_"):
             self.__dict__.pop(name, None)  # from a previous fit with another init
         if self.init == "encoder":
@@ -216,7 +217,7 @@ class BaseAutoDecoder(BaseRepresentationEstimator):
             loss=loss,
             mask=mask,
             max_iter=self.inference_max_iter,
-            learning_rate=self.inference_learning_rate * _rms(self.embedding_),
+            learning_rate=self.inference_learning_rate * self.latent_scale_,
             tol=self.inference_tol,
             latent_l2=self.settings_["latent_l2"],
             batch_size=self.inference_batch_size,

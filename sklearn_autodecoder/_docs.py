@@ -90,6 +90,12 @@ embedding_ : ndarray of shape (n_samples, n_components_)
     (held-out samples, under ``early_stopping``, get inferred ones).
 n_components_ : int
     Latent size.
+latent_scale_ : float
+    Root mean square of the trained latents; inference step sizes
+    (``inference_learning_rate``) are in its units.
+settings_ : dict
+    The training settings in use, with the preset's values for those left
+    as None.
 loss_ : str
     The loss in use.
 decoder_load_ : float

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from skorch import NeuralNet
 from skorch.callbacks import Callback, EarlyStopping, PrintLog, ProgressBar
-from skorch.utils import TeeGenerator
+from skorch.utils import Ansi, TeeGenerator
 
 from ._data import slices
 from ._losses import sample_losses
@@ -200,7 +200,7 @@ class PlainPrintLog(PrintLog):
     """skorch's epoch log without the ANSI colour of the best values."""
 
     def format_row(self, row, key, color):
-        return super().format_row(row, key, color="")
+        return str(super().format_row(row, key, color="")).replace(Ansi.ENDC.value, "")
 
 
 def needs_validation(user_callbacks):

@@ -13,6 +13,16 @@ TINY_SPEC = ConvDecoderSpec(
     defaults=dict(loss="mse", max_iter=3, batch_size=16),
 )
 
+# The same with a BatchNorm layer: the checks then exercise eval-mode inference
+# (a sample's latent must not depend on the other samples of its batch).
+TINY_BN_SPEC = ConvDecoderSpec(
+    image_shape=(1, 2, 2),
+    n_components=2,
+    latent_shape=(2, 1, 1),
+    layers=((2, 2, 1, 0, True), (1, 1, 1, 0)),
+    defaults=dict(loss="mse", max_iter=3, batch_size=16),
+)
+
 
 class _AnyWidthSpec:
     """Gives a conv estimator a (1, 1, n_features) "image" that fits whatever X the checks make.

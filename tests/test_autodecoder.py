@@ -68,16 +68,6 @@ def test_nonlinear_decoder_beats_pca_on_digits(digits):
     assert mse_ad < 0.9 * mse_pca
 
 
-def test_linear_decoder_spans_pca_subspace(low_rank):
-    ad = AutoDecoder(
-        n_components=3, hidden_layer_sizes=(), max_iter=200, learning_rate=1e-2, **CPU
-    ).fit(low_rank)
-    W = ad.decoder_[0].weight.detach().numpy()  # (n_features, n_components)
-    pca = PCA(3).fit(low_rank)
-    angles = subspace_angles(W, pca.components_.T)
-    assert np.degrees(angles.max()) < 2.0
-
-
 def test_transform_is_projection_with_score(low_rank):
     ad = AutoDecoder(n_components=3, hidden_layer_sizes=(), max_iter=200, learning_rate=1e-2, **CPU)
     ad.fit(low_rank)
@@ -264,8 +254,7 @@ def test_user_callbacks_run(digits):
     counter = CountEpochs()
     ad = AutoDecoder(n_components=2, max_iter=4, callbacks=[counter], **CPU).fit(digits[0][:50])
     assert ad.history_[-1]["epoch"] == 4
-    # skorch initialises (copies) callbacks inside the private net; the history shows they ran.
-    assert counter.epochs in (0, 4)
+    assert counter.epochs == 4
 
 
 @pytest.mark.parametrize("verbose, expected", [(0, ""), (1, "train_loss")])

@@ -1,0 +1,112 @@
+"""The training loop: skorch callbacks, early stopping, seeding, logs."""
+
+import numpy as np
+import pytest
+import torch
+from skorch.callbacks import Checkpoint, EarlyStopping, GradientNormClipping, LRScheduler, ProgressBar
+
+from sklearn_autodecoder import AutoDecoder, AutoEncoder, ConvAutoDecoder
+from _checks import TINY_SPEC
+
+CPU = dict(device="cpu", random_state=0)
+
+
+@pytest.fixture(scope="module")
+def X():
+    rng = np.random.RandomState(0)
+    return rng.randn(120, 3) @ rng.randn(3, 10) + 0.05 * rng.randn(120, 10)
+
+
+def _stock_callbacks(tmp_path):
+    return [
+        GradientNormClipping(gradient_clip_value=1.0),
+        LRScheduler(policy="StepLR", step_size=2),
+        Checkpoint(dirname=str(tmp_path), monitor=None),
+        ProgressBar(),
+    ]
+
+
+@pytest.mark.parametrize("cls", [AutoDecoder, AutoEncoder])
+def test_stock_skorch_callbacks_work(cls, X, tmp_path):
+    # GradientNormClipping used to crash on the latent table's sparse gradient.
+    model = cls(n_components=2, max_iter=3, callbacks=_stock_callbacks(tmp_path), **CPU).fit(X)
+    assert model.n_iter_ == 3
+    assert (tmp_path / "params.pt").exists()
+
+
+def test_gradient_clipping_clips_the_decoder_only(X):
+    clipped = AutoDecoder(n_components=2, max_iter=3, callbacks=[GradientNormClipping(1e-6)], **CPU).fit(X)
+    free = AutoDecoder(n_components=2, max_iter=3, **CPU).fit(X)
+    # The decoder barely moves; the latents still train, so the loss falls less.
+    assert not np.allclose(clipped.embedding_, free.embedding_)
+    assert clipped.loss_curve_[-1] > free.loss_curve_[-1]
+
+
+@pytest.mark.parametrize("cls", [AutoDecoder, AutoEncoder])
+def test_skorch_early_stopping_gets_held_out_rows(cls, X):
+    # skorch's EarlyStopping monitors valid_loss by default: the estimator holds
+    # out validation_fraction of the rows for it, as early_stopping=True does.
+    model = cls(n_components=2, max_iter=300, callbacks=[EarlyStopping(patience=2, threshold=0.05)], **CPU).fit(X)
+    assert "valid_loss" in model.history_[-1]
+    assert model.n_iter_ < 300
+
+
+def test_held_out_latents_belong_to_the_final_decoder(X):
+    # Early stopping restores the best decoder; the held-out rows of embedding_
+    # are inferred against it, so transform gives back the same latents.
+    ad = AutoDecoder(n_components=3, max_iter=60, early_stopping=True, n_iter_no_change=2,
+                     validation_fraction=0.2, tol=0.2, inference_max_iter=200, **CPU).fit(X)
+    assert ad.n_iter_ < 60
+    inferred = ad.transform(X.astype(np.float32))  # float32, as in training
+    n_valid = int(np.ceil(0.2 * len(X)))
+    close = np.isclose(ad.embedding_, inferred, atol=1e-6).all(axis=1)
+    assert close.sum() >= n_valid  # the held-out rows match transform
+    assert close.sum() < len(X)  # the training rows are trained latents, not inferred
+
+
+def test_fit_leaves_global_rng_states_alone(X):
+    cpu = torch.random.get_rng_state()
+    cuda = torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None
+    np_state = np.random.get_state()[1].copy()
+    AutoDecoder(n_components=2, max_iter=2, init="encoder", encoder_max_iter=1, **CPU).fit(X)
+    assert torch.equal(torch.random.get_rng_state(), cpu)
+    if cuda is not None:
+        assert all(torch.equal(a, b) for a, b in zip(torch.cuda.get_rng_state_all(), cuda))
+    np.testing.assert_array_equal(np.random.get_state()[1], np_state)
+
+
+def test_progress_bar_knows_the_number_of_batches(X, capsys):
+    AutoDecoder(n_components=2, max_iter=1, batch_size=30, verbose=2, **CPU).fit(X)
+    err = capsys.readouterr().err
+    assert "/4" in err  # 120 rows in batches of 30
+
+
+def test_epoch_log_has_no_colour_codes_without_a_terminal(X, capsys):
+    AutoDecoder(n_components=2, max_iter=2, verbose=1, **CPU).fit(X)
+    out = capsys.readouterr().out
+    assert "train_loss" in out and "\x1b[" not in out
+
+
+def test_hidden_layer_sizes_accepts_an_int(X):
+    ad = AutoDecoder(n_components=2, hidden_layer_sizes=7, max_iter=1, **CPU).fit(X)
+    assert ad.decoder_[0].out_features == 7
+
+
+def test_resolved_settings_are_exposed():
+    X = np.random.RandomState(0).rand(40, 4)
+    cad = ConvAutoDecoder(TINY_SPEC, learning_rate=0.5, **CPU).fit(X)
+    assert cad.get_params()["max_iter"] is None
+    assert cad.settings_["max_iter"] == TINY_SPEC.defaults["max_iter"]
+    assert cad.settings_["learning_rate"] == 0.5
+
+
+def test_pandas_inverse_transform_does_not_warn(X):
+    pd = pytest.importorskip("pandas")
+    import warnings
+
+    ad = AutoDecoder(n_components=2, max_iter=1, **CPU).set_output(transform="pandas")
+    Z = ad.fit(pd.DataFrame(X, columns=[f"f{i}" for i in range(10)])).transform(X)
+    assert isinstance(Z, pd.DataFrame)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert ad.inverse_transform(Z).shape == X.shape
