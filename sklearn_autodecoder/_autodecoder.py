@@ -14,6 +14,7 @@ from numbers import Real
 import numpy as np
 import torch
 
+from . import _distributed as distributed
 from ._amortized import encode, fit_encoder
 from ._architectures import _SPEC_FALLBACK, ConvDecoderMixin, MLPDecoderMixin
 from ._base import (
@@ -26,6 +27,7 @@ from ._base import (
 )
 from ._compat import Interval, StrOptions
 from ._data import map_rows, output_dtype
+from ._devices import autocast
 from ._docs import ATTRIBUTES, COMMON_PARAMS, TRAINING_PARAMS, indent
 from ._inference import decode_in_chunks, infer_latents, nearest_latents
 from ._sparse_optim import make_latent_optimizer
@@ -142,10 +144,12 @@ class BaseAutoDecoder(BaseRepresentationEstimator):
         """Training latents, the inference aids, then the held-out rows' latents.
 
         Held-out rows are inferred against the final decoder (the best one
-        when early stopping restored it), like any new sample.
+        when early stopping restored it), like any new sample. Under
+        ``torch.distributed`` each rank contributes its shard's rows.
         """
         dtype = output_dtype(data.X)
-        latents = module.weight.detach().cpu().numpy().astype(dtype)
+        train, latents = distributed.all_gather_rows(train, module.weight)
+        latents = latents.numpy().astype(dtype)
         self.embedding_ = latents
         self.latent_scale_ = _rms(latents)
         for name in ("_references_", "encoder_", "encoder_loss_curve_"):
@@ -153,9 +157,12 @@ class BaseAutoDecoder(BaseRepresentationEstimator):
         if self.init == "encoder":
             self._fit_encoder(data.take(train), generator)
         if valid is not None:
-            embedding = np.empty((len(data), self.n_components_), dtype=dtype)
+            with autocast(self.precision, self.device_):
+                inferred = self._encode(data.take(valid), self._decoder_for(data.dtype))
+            valid, inferred = distributed.all_gather_rows(valid, torch.from_numpy(inferred))
+            embedding = np.empty((len(train) + len(valid), self.n_components_), dtype=dtype)
             embedding[train] = latents
-            embedding[valid] = self._encode(data.take(valid), self._decoder_for(data.dtype))
+            embedding[valid] = inferred.numpy()
             self.embedding_ = embedding
         if self.init == "nearest":
             latents = torch.as_tensor(self.embedding_, dtype=torch.float32)
@@ -369,6 +376,7 @@ class AutoDecoder(MLPDecoderMixin, BaseAutoDecoder):
         callbacks=None,
         warm_start=False,
         device="auto",
+        precision="float32",
         verbose=0,
         random_state=None,
     ):
@@ -399,6 +407,7 @@ class AutoDecoder(MLPDecoderMixin, BaseAutoDecoder):
         self.callbacks = callbacks
         self.warm_start = warm_start
         self.device = device
+        self.precision = precision
         self.verbose = verbose
         self.random_state = random_state
 
@@ -484,6 +493,7 @@ class ConvAutoDecoder(ConvDecoderMixin, BaseAutoDecoder):
         callbacks=None,
         warm_start=False,
         device="auto",
+        precision="float32",
         verbose=0,
         random_state=None,
     ):
@@ -512,5 +522,6 @@ class ConvAutoDecoder(ConvDecoderMixin, BaseAutoDecoder):
         self.callbacks = callbacks
         self.warm_start = warm_start
         self.device = device
+        self.precision = precision
         self.verbose = verbose
         self.random_state = random_state

@@ -102,7 +102,7 @@ class BaseAutoEncoder(BaseRepresentationEstimator):
         with torch.no_grad(), frozen(encoder):
             return map_rows(
                 data,
-                lambda x, _: encoder(x),
+                lambda x, _: encoder(x).to(x.dtype),
                 width=self.n_components_,
                 out_dtype=output_dtype(data.X),
                 batch_size=self._transform_batch_size(),
@@ -204,6 +204,7 @@ class AutoEncoder(MLPDecoderMixin, BaseAutoEncoder):
         callbacks=None,
         warm_start=False,
         device="auto",
+        precision="float32",
         verbose=0,
         random_state=None,
     ):
@@ -224,6 +225,7 @@ class AutoEncoder(MLPDecoderMixin, BaseAutoEncoder):
         self.callbacks = callbacks
         self.warm_start = warm_start
         self.device = device
+        self.precision = precision
         self.verbose = verbose
         self.random_state = random_state
 
@@ -299,6 +301,7 @@ class ConvAutoEncoder(ConvDecoderMixin, BaseAutoEncoder):
         callbacks=None,
         warm_start=False,
         device="auto",
+        precision="float32",
         verbose=0,
         random_state=None,
     ):
@@ -317,5 +320,6 @@ class ConvAutoEncoder(ConvDecoderMixin, BaseAutoEncoder):
         self.callbacks = callbacks
         self.warm_start = warm_start
         self.device = device
+        self.precision = precision
         self.verbose = verbose
         self.random_state = random_state

@@ -28,7 +28,8 @@ from sklearn.utils import check_array, check_random_state
 
 from ._compat import Interval, StrOptions, _fit_context, check_is_fitted
 from ._data import RowData, check_rows, map_rows, output_dtype, slices, validate_rows
-from ._devices import compute_dtype, is_available, resolve_device
+from . import _distributed as distributed
+from ._devices import PRECISIONS, autocast, check_precision, compute_dtype, is_available, resolve_device
 from ._inference import frozen
 from ._load import LowLoadWarning, decoder_load, n_free_parameters
 from ._losses import LOSSES, sample_losses
@@ -107,6 +108,7 @@ class BaseRepresentationEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMi
         "callbacks": [list, None],
         "warm_start": ["boolean"],
         "device": [str, torch.device],
+        "precision": [StrOptions(set(PRECISIONS))],
         "verbose": ["verbose"],
         "random_state": ["random_state"],
     }
@@ -218,6 +220,7 @@ class BaseRepresentationEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMi
         """
         settings = self._settings()
         data = self._rows(X, reset=True, loss=settings["loss"])
+        check_precision(self.precision, data.device)
         seed = int(check_random_state(self.random_state).randint(np.iinfo(np.int32).max))
         generator = torch.Generator().manual_seed(seed)
         warm = self.warm_start and hasattr(self, "decoder_")
@@ -228,6 +231,8 @@ class BaseRepresentationEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMi
             )
         validate = self.early_stopping or needs_validation(self.callbacks)
         train, valid = self._split(len(data), generator, validate)
+        # Under torch.distributed each rank trains on its own shard of the rows.
+        train, valid = distributed.shard(train), distributed.shard(valid)
         train_data = data.take(train)
         with seeded_cpu_rng(generator):
             if warm:
@@ -238,9 +243,10 @@ class BaseRepresentationEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMi
                 decoder, train_data, settings, warm, generator, 0 if valid is None else len(valid)
             )
         loads = self._loads(decoder, module, settings, train_data)
-        net = self._make_net(
-            RepresentationModel(module, decoder), optimizer, held_out, settings, data, generator
+        model = RepresentationModel(
+            distributed.wrap(module, data.device), distributed.wrap(decoder, data.device)
         )
+        net = self._make_net(model, optimizer, held_out, settings, data, generator)
         net.fit((train_data, None if valid is None else data.take(valid)))
 
         self.device_ = data.device
@@ -253,7 +259,10 @@ class BaseRepresentationEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMi
         self.loss_curve_ = [float(v) for v in net.history[:, "train_loss"]]
         for name, value in loads.items():
             setattr(self, name, value)
-        self._store_representation(module, data, train, valid, generator)
+        # A generator every rank derives alike (the training one advanced with
+        # each rank's shard size), for what is fitted after the loop.
+        after = torch.Generator().manual_seed(seed + 1)
+        self._store_representation(module, data, train, valid, after)
         return self
 
     def _split(self, n_samples, generator, validate):
@@ -297,6 +306,7 @@ class BaseRepresentationEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMi
         return {"decoder_load_": load}
 
     def _make_net(self, model, representation_optimizer, held_out, settings, data, generator):
+        verbose = int(self.verbose) if distributed.rank() == 0 else 0  # one log, rank 0's
         return RepresentationNet(
             model,
             loss=settings["loss"],
@@ -310,16 +320,18 @@ class BaseRepresentationEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMi
             representation_optimizer=representation_optimizer,
             held_out=held_out,
             generator=generator,
+            precision=self.precision,
+            batch_losses=bool(self.callbacks),
             max_epochs=settings["max_iter"],
             batch_size=settings["batch_size"],
             callbacks=make_callbacks(
                 self.callbacks,
-                verbose=self.verbose,
+                verbose=verbose,
                 early_stopping=self.early_stopping,
                 n_iter_no_change=self.n_iter_no_change,
                 tol=self.tol,
             ),
-            verbose=int(self.verbose),
+            verbose=verbose,
             device=str(data.device),
         )
 
@@ -357,7 +369,8 @@ class BaseRepresentationEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMi
         """
         check_is_fitted(self)
         data = self._rows(X, reset=False)
-        return self._encode(data, self._decoder_for(data.dtype))
+        with autocast(self.precision, self.device_):
+            return self._encode(data, self._decoder_for(data.dtype))
 
     def inverse_transform(self, X):
         """Decode latent vectors into samples.
@@ -382,10 +395,10 @@ class BaseRepresentationEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMi
             )
         data = RowData(Z, compute_dtype(Z.dtype, self.device_), self.device_)
         decoder = self._decoder_for(data.dtype)
-        with torch.no_grad(), frozen(decoder):
+        with torch.no_grad(), frozen(decoder), autocast(self.precision, self.device_):
             return map_rows(
                 data,
-                lambda z, _: decoder(z),
+                lambda z, _: decoder(z).to(z.dtype),
                 width=self.n_features_in_,
                 out_dtype=output_dtype(Z),
                 batch_size=self._transform_batch_size(),
@@ -411,12 +424,14 @@ class BaseRepresentationEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMi
         check_is_fitted(self)
         data = self._rows(X, reset=False)
         decoder = self._decoder_for(data.dtype)
-        Z = self._encode(data, decoder)
+        with autocast(self.precision, self.device_):
+            Z = self._encode(data, decoder)
         total, n_observed = 0.0, 0
-        with torch.no_grad(), frozen(decoder):
+        with torch.no_grad(), frozen(decoder), autocast(self.precision, self.device_):
             for rows, x, mask in data.batches(slices(len(data), self._transform_batch_size())):
                 z = torch.as_tensor(Z[rows], dtype=data.dtype, device=data.device)
-                total += float(sample_losses(decoder(z), x, self.loss_, mask).sum())
+                x_hat = decoder(z).to(x.dtype)
+                total += float(sample_losses(x_hat, x, self.loss_, mask).sum())
                 n_observed += x.numel() if mask is None else int(mask.sum())
         return -total / n_observed
 

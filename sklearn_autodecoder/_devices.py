@@ -1,4 +1,6 @@
-"""Choosing and checking torch devices."""
+"""Choosing and checking torch devices, and the precision computations run in."""
+
+from contextlib import nullcontext
 
 import torch
 
@@ -47,3 +49,28 @@ def compute_dtype(dtype, device):
     if dtype == "float64" and device.type != "mps":
         return torch.float64
     return torch.float32
+
+
+PRECISIONS = {"float32": None, "bfloat16": torch.bfloat16, "float16": torch.float16}
+
+
+def check_precision(precision, device):
+    """Raise a clear error where ``precision`` cannot run on ``device``."""
+    if precision == "float16" and device.type != "cuda":
+        raise ValueError(
+            f"precision='float16' needs a CUDA device (the model runs on {device}); "
+            "use precision='bfloat16' on the CPU."
+        )
+
+
+def autocast(precision, device):
+    """Autocast context of ``precision`` on ``device`` (a no-op for "float32").
+
+    Only the eligible operations (matrix products, convolutions) run in the
+    lower precision; parameters, latents and element-wise updates keep their
+    dtype, and float64 tensors are never cast.
+    """
+    dtype = PRECISIONS[precision]
+    if dtype is None:
+        return nullcontext()
+    return torch.autocast(device_type=torch.device(device).type, dtype=dtype)

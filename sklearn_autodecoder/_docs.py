@@ -74,6 +74,12 @@ warm_start : bool, default=False
 device : str or torch.device, default="auto"
     Torch device for training and inference. "auto" picks CUDA, then MPS,
     then the CPU; the choice is stored in ``device_``.
+precision : {"float32", "bfloat16", "float16"}, default="float32"
+    Precision of the networks' forward passes in fit and transform
+    (``torch.autocast``): parameters, latents and losses stay float32,
+    only matrix products and convolutions run in the lower precision.
+    "bfloat16" runs on CPUs and recent GPUs; "float16" needs CUDA and
+    adds a gradient scaler.
 verbose : int, default=0
     0 is silent, 1 prints a line per epoch, 2 adds a progress bar.
 random_state : int, RandomState instance or None, default=None

@@ -22,7 +22,9 @@ from skorch import NeuralNet
 from skorch.callbacks import Callback, EarlyStopping, PrintLog, ProgressBar
 from skorch.utils import Ansi, TeeGenerator
 
+from . import _distributed as distributed
 from ._data import slices
+from ._devices import autocast
 from ._losses import sample_losses
 
 
@@ -64,16 +66,20 @@ class RowBatches:
 
 
 class StopOnNonFinite(Callback):
-    """Stop training with a clear error as soon as a batch loss is not finite."""
+    """Stop training with a clear error when an epoch's loss is not finite.
 
-    def on_batch_end(self, net, training=False, **kwargs):
-        key = "train_loss" if training else "valid_loss"
-        value = net.history[-1, "batches", -1, key]
-        if not math.isfinite(value):
-            raise FloatingPointError(
-                f"Training diverged: the {key.replace('_', ' ')} became {value} in epoch "
-                f"{len(net.history)}. Lower the learning rates or rescale the data."
-            )
+    Checked once per epoch, from the epoch's mean loss, so that training
+    never waits on the device for a per-batch value.
+    """
+
+    def on_epoch_end(self, net, **kwargs):
+        for key in ("train_loss", "valid_loss"):
+            value = net.history[-1].get(key)
+            if value is not None and not math.isfinite(value):
+                raise FloatingPointError(
+                    f"Training diverged: the {key.replace('_', ' ')} became {value} in epoch "
+                    f"{len(net.history)}. Lower the learning rates or rescale the data."
+                )
 
 
 class RepresentationNet(NeuralNet):
@@ -96,6 +102,13 @@ class RepresentationNet(NeuralNet):
         inference for an auto-decoder); None uses the representation.
     generator : torch.Generator
         Shuffles the training batches.
+    precision : {"float32", "bfloat16", "float16"}, default="float32"
+        Autocast dtype of the networks' forward passes; parameters, latents
+        and losses stay float32. "float16" adds a gradient scaler.
+    batch_losses : bool, default=False
+        Record each batch's loss in the history (one device synchronisation
+        per batch); otherwise only the epoch means are recorded, once per
+        epoch.
     **kwargs
         skorch's own parameters (``max_epochs``, ``batch_size``,
         ``callbacks``, ``verbose``, ``device``).
@@ -111,6 +124,8 @@ class RepresentationNet(NeuralNet):
         representation_optimizer,
         held_out=None,
         generator=None,
+        precision="float32",
+        batch_losses=False,
         **kwargs,
     ):
         super().__init__(module, criterion=torch.nn.Identity, train_split=None, **kwargs)
@@ -120,12 +135,15 @@ class RepresentationNet(NeuralNet):
         self.representation_optimizer = representation_optimizer
         self.held_out = held_out
         self.generator = generator
+        self.precision = precision
+        self.batch_losses = batch_losses
 
     def initialize_optimizer(self, triggered_directly=None):
         self.optimizer_ = self.weight_optimizer(self.module_.decoder.parameters())
         self.representation_optimizer_ = self.representation_optimizer(
             self.module_.representation.parameters()
         )
+        self.scaler_ = torch.amp.GradScaler("cuda") if self.precision == "float16" else None
         return self
 
     def get_split_datasets(self, X, y=None, **fit_params):
@@ -136,15 +154,47 @@ class RepresentationNet(NeuralNet):
         return RowBatches(dataset, self.batch_size, self.generator if training else None)
 
     def get_default_callbacks(self):
+        # The epoch losses are recorded by run_single_epoch (skorch's
+        # PassthroughScoring would need every batch's loss on the host).
         # Without a terminal, print the epoch log without ANSI colour codes.
         plain = not sys.stdout.isatty()
         return [
             (name, PlainPrintLog() if plain and name == "print_log" else callback)
             for name, callback in super().get_default_callbacks()
+            if name not in ("train_loss", "valid_loss")
         ]
 
+    def run_single_epoch(self, iterator, training, prefix, step_fn, **fit_params):
+        """One pass over ``iterator``; the epoch's mean loss recorded once, at the end.
+
+        The per-batch losses stay on the device and are summed there; under
+        ``torch.distributed`` the sums are all-reduced, so every rank
+        records the same epoch loss (and early stopping agrees).
+        """
+        if iterator is None:
+            return
+        total, count, n_batches = None, 0, 0
+        for batch in iterator:
+            self.notify("on_batch_begin", batch=batch, training=training)
+            step = step_fn(batch, **fit_params)
+            size = len(batch[0])
+            loss = step["loss"].detach()
+            total = loss * size if total is None else total + loss * size
+            count += size
+            if self.batch_losses:
+                self.history.record_batch(prefix + "_loss", loss.item())
+            self.history.record_batch(prefix + "_batch_size", size)
+            self.notify("on_batch_end", batch=batch, training=training, **step)
+            n_batches += 1
+        self.history.record(prefix + "_batch_count", n_batches)
+        mean = distributed.global_mean(total, count)
+        previous = [v for v in self.history[:-1, prefix + "_loss"]] if len(self.history) > 1 else []
+        self.history.record(prefix + "_loss", mean)
+        self.history.record(prefix + "_loss_best", not previous or mean < min(previous))
+
     def _objective(self, z, x_hat, x, mask):
-        losses = sample_losses(x_hat, x, self.loss, mask)
+        # Losses in the data's dtype (float32), whatever the autocast dtype.
+        losses = sample_losses(x_hat.to(x.dtype), x, self.loss, mask)
         if self.latent_l2:
             losses = losses + self.latent_l2 * z.pow(2).sum(dim=1)
         return losses.sum()
@@ -155,6 +205,10 @@ class RepresentationNet(NeuralNet):
         # batch. One pass, then each optimiser steps on the same gradients.
         self._zero_grad_optimizer()
         step = self.train_step_single(batch, **fit_params)
+        optimizers = [getattr(self, name + "_") for name in self._optimizers]
+        if self.scaler_ is not None:
+            for optimizer in optimizers:
+                self.scaler_.unscale_(optimizer)  # callbacks see true gradients
         # Callbacks see the dense gradients only: the latent table's are
         # sparse, which skorch's GradientNormClipping and others cannot take.
         dense = (
@@ -168,16 +222,22 @@ class RepresentationNet(NeuralNet):
             batch=batch,
             training=True,
         )
-        for name in self._optimizers:
-            getattr(self, name + "_").step()
+        for optimizer in optimizers:
+            if self.scaler_ is None:
+                optimizer.step()
+            else:
+                self.scaler_.step(optimizer)
+        if self.scaler_ is not None:
+            self.scaler_.update()
         return step
 
     def train_step_single(self, batch, **fit_params):
         self._set_training(True)
         index, x, mask = batch
-        z, x_hat = self.module_(index, x)
+        with autocast(self.precision, x.device):
+            z, x_hat = self.module_(index, x)
         total = self._objective(z, x_hat, x, mask)
-        total.backward()
+        (total if self.scaler_ is None else self.scaler_.scale(total)).backward()
         # The history records the mean per-sample loss: readable whatever
         # the batch size, while the gradient uses the sum.
         return {"loss": total.detach() / len(index), "y_pred": x_hat}
@@ -185,13 +245,15 @@ class RepresentationNet(NeuralNet):
     def validation_step(self, batch, **fit_params):
         self._set_training(False)
         index, x, mask = batch
-        if self.held_out is not None:
-            z = self.held_out(index, x, mask)
-        else:
+        with autocast(self.precision, x.device):
+            if self.held_out is not None:
+                z = self.held_out(index, x, mask)
+            else:
+                with torch.no_grad():
+                    z = self.module_.representation(index, x)
             with torch.no_grad():
-                z = self.module_.representation(index, x)
+                x_hat = self.module_.decoder(z)
         with torch.no_grad():
-            x_hat = self.module_.decoder(z)
             total = self._objective(z, x_hat, x, mask)
         return {"loss": total / len(index), "y_pred": x_hat}
 

@@ -125,6 +125,9 @@ class LatentTable(nn.Module):
         Initial values; zeros when None.
     """
 
+    # Under torch.distributed each rank owns its rows: never wrapped in DDP.
+    rank_local = True
+
     def __init__(self, n_samples, n_components, init=None):
         super().__init__()
         self.embedding = nn.Embedding(n_samples, n_components, sparse=True)

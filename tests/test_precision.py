@@ -1,0 +1,51 @@
+"""Mixed precision: bfloat16 autocast on the CPU, float16 refused there."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from sklearn_autodecoder import AutoDecoder, AutoEncoder, ConvAutoDecoder
+from sklearn_autodecoder.datasets import load_mnist
+from _checks import TINY_BN_SPEC
+
+MNIST10K = Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist10k"
+CPU = dict(device="cpu", random_state=0)
+
+
+@pytest.fixture(scope="module")
+def mnist():
+    path = MNIST10K / "mnist10k-images-idx3-ubyte.gz"
+    if not path.exists():
+        pytest.skip("the shared MNIST subset is not beside the repository")
+    X, _ = load_mnist(path)
+    return X[:2000], X[8000:8500]
+
+
+def test_bfloat16_fits_and_infers_as_well_as_float32(mnist):
+    X_train, X_test = mnist
+    params = dict(n_components=16, hidden_layer_sizes=(128,), loss="bce", max_iter=15, **CPU)
+    mse = {}
+    for precision in ("float32", "bfloat16"):
+        model = AutoDecoder(precision=precision, **params).fit(X_train)
+        Z = model.transform(X_test)
+        assert Z.dtype == np.float32 and model.embedding_.dtype == np.float32
+        mse[precision] = np.mean((model.inverse_transform(Z) - X_test) ** 2)
+    assert mse["bfloat16"] <= 1.10 * mse["float32"], mse
+    # The decoder's weights stay float32: only the forward passes are autocast.
+    assert next(model.decoder_.parameters()).dtype == torch.float32
+
+
+@pytest.mark.parametrize("cls, args", [(AutoEncoder, ()), (ConvAutoDecoder, (TINY_BN_SPEC,))])
+def test_bfloat16_runs_for_every_family(cls, args):
+    X = np.random.RandomState(0).rand(64, 4).astype(np.float32)
+    model = cls(*args, max_iter=3, precision="bfloat16", **CPU).fit(X)
+    assert np.isfinite(model.score(X))
+    assert model.inverse_transform(model.transform(X)).dtype == np.float32
+
+
+def test_float16_needs_cuda():
+    X = np.random.RandomState(0).rand(20, 4)
+    with pytest.raises(ValueError, match="precision='float16' needs a CUDA device"):
+        AutoDecoder(precision="float16", max_iter=1, **CPU).fit(X)
