@@ -377,6 +377,7 @@ class AutoDecoder(MLPDecoderMixin, BaseAutoDecoder):
         warm_start=False,
         device="auto",
         precision="float32",
+        compile=False,
         verbose=0,
         random_state=None,
     ):
@@ -408,6 +409,7 @@ class AutoDecoder(MLPDecoderMixin, BaseAutoDecoder):
         self.warm_start = warm_start
         self.device = device
         self.precision = precision
+        self.compile = compile
         self.verbose = verbose
         self.random_state = random_state
 
@@ -494,6 +496,7 @@ class ConvAutoDecoder(ConvDecoderMixin, BaseAutoDecoder):
         warm_start=False,
         device="auto",
         precision="float32",
+        compile=False,
         verbose=0,
         random_state=None,
     ):
@@ -523,5 +526,6 @@ class ConvAutoDecoder(ConvDecoderMixin, BaseAutoDecoder):
         self.warm_start = warm_start
         self.device = device
         self.precision = precision
+        self.compile = compile
         self.verbose = verbose
         self.random_state = random_state

@@ -205,6 +205,7 @@ class AutoEncoder(MLPDecoderMixin, BaseAutoEncoder):
         warm_start=False,
         device="auto",
         precision="float32",
+        compile=False,
         verbose=0,
         random_state=None,
     ):
@@ -226,6 +227,7 @@ class AutoEncoder(MLPDecoderMixin, BaseAutoEncoder):
         self.warm_start = warm_start
         self.device = device
         self.precision = precision
+        self.compile = compile
         self.verbose = verbose
         self.random_state = random_state
 
@@ -302,6 +304,7 @@ class ConvAutoEncoder(ConvDecoderMixin, BaseAutoEncoder):
         warm_start=False,
         device="auto",
         precision="float32",
+        compile=False,
         verbose=0,
         random_state=None,
     ):
@@ -321,5 +324,6 @@ class ConvAutoEncoder(ConvDecoderMixin, BaseAutoEncoder):
         self.warm_start = warm_start
         self.device = device
         self.precision = precision
+        self.compile = compile
         self.verbose = verbose
         self.random_state = random_state

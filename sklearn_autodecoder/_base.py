@@ -29,7 +29,16 @@ from sklearn.utils import check_array, check_random_state
 from ._compat import Interval, StrOptions, _fit_context, check_is_fitted
 from ._data import RowData, check_rows, map_rows, output_dtype, slices, validate_rows
 from . import _distributed as distributed
-from ._devices import PRECISIONS, autocast, check_precision, compute_dtype, is_available, resolve_device
+from ._devices import (
+    PRECISIONS,
+    CompiledModule,
+    autocast,
+    check_precision,
+    compute_dtype,
+    is_available,
+    prefer_channels_last,
+    resolve_device,
+)
 from ._inference import frozen
 from ._load import LowLoadWarning, decoder_load, n_free_parameters
 from ._losses import LOSSES, sample_losses
@@ -109,6 +118,7 @@ class BaseRepresentationEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMi
         "warm_start": ["boolean"],
         "device": [str, torch.device],
         "precision": [StrOptions(set(PRECISIONS))],
+        "compile": ["boolean"],
         "verbose": ["verbose"],
         "random_state": ["random_state"],
     }
@@ -239,12 +249,14 @@ class BaseRepresentationEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMi
                 decoder = self.decoder_.float().to(data.device)
             else:
                 decoder = self._build_decoder(data.n_features, settings).to(data.device)
+            decoder = prefer_channels_last(decoder, data.device)
             module, optimizer, held_out = self._make_representation(
                 decoder, train_data, settings, warm, generator, 0 if valid is None else len(valid)
             )
         loads = self._loads(decoder, module, settings, train_data)
         model = RepresentationModel(
-            distributed.wrap(module, data.device), distributed.wrap(decoder, data.device)
+            distributed.wrap(self._compiled(module), data.device),
+            distributed.wrap(self._compiled(decoder), data.device),
         )
         net = self._make_net(model, optimizer, held_out, settings, data, generator)
         net.fit((train_data, None if valid is None else data.take(valid)))
@@ -264,6 +276,14 @@ class BaseRepresentationEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMi
         after = torch.Generator().manual_seed(seed + 1)
         self._store_representation(module, data, train, valid, after)
         return self
+
+    def _compiled(self, module):
+        """``module`` compiled for training when ``compile=True`` (the fitted one stays plain)."""
+        if not self.compile or not any(p.requires_grad for p in module.parameters()):
+            return module
+        if getattr(module, "rank_local", False):  # the latent table: a lookup, nothing to gain
+            return module
+        return CompiledModule(module)
 
     def _split(self, n_samples, generator, validate):
         """Sorted training and held-out rows (the latter None without validation)."""

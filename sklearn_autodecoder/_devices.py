@@ -1,5 +1,11 @@
-"""Choosing and checking torch devices, and the precision computations run in."""
+"""Choosing and checking torch devices, and how computations run on them.
 
+Devices, the autocast precision, and two GPU habits: channels-last memory
+for convolutional networks on CUDA, and an optional ``torch.compile`` that
+falls back to eager execution with a warning.
+"""
+
+import warnings
 from contextlib import nullcontext
 
 import torch
@@ -74,3 +80,45 @@ def autocast(precision, device):
     if dtype is None:
         return nullcontext()
     return torch.autocast(device_type=torch.device(device).type, dtype=dtype)
+
+
+def prefer_channels_last(module, device):
+    """``module`` with channels-last weights on CUDA when it has 2-D convolutions.
+
+    Tensor cores run convolutions fastest on NHWC data; elsewhere (CPU, MPS,
+    MLPs) the module is returned as it is.
+    """
+    has_conv = any(isinstance(m, torch.nn.modules.conv._ConvNd) for m in module.modules())
+    if torch.device(device).type == "cuda" and has_conv:
+        return module.to(memory_format=torch.channels_last)
+    return module
+
+
+class CompiledModule(torch.nn.Module):
+    """``torch.compile(module)``, falling back to ``module`` with a warning if compiling fails.
+
+    Compilation happens lazily, at the first call, and can fail there (no
+    C++ compiler, an unsupported operation): the first failure warns once
+    and every later call runs the module eagerly. The compiled function is
+    not a registered submodule, so parameters and ``state_dict`` are the
+    module's own.
+    """
+
+    def __init__(self, module):
+        super().__init__()
+        self.module = module
+        object.__setattr__(self, "_compiled", torch.compile(module))
+
+    def forward(self, *args):
+        if self._compiled is not None:
+            try:
+                return self._compiled(*args)
+            except Exception as exc:  # noqa: BLE001 - any compiler failure falls back
+                warnings.warn(
+                    f"torch.compile failed ({type(exc).__name__}: {str(exc)[:200]}); "
+                    "running the network eagerly.",
+                    RuntimeWarning,
+                    stacklevel=2,
+                )
+                object.__setattr__(self, "_compiled", None)
+        return self.module(*args)

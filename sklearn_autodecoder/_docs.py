@@ -80,6 +80,10 @@ precision : {"float32", "bfloat16", "float16"}, default="float32"
     only matrix products and convolutions run in the lower precision.
     "bfloat16" runs on CPUs and recent GPUs; "float16" needs CUDA and
     adds a gradient scaler.
+compile : bool, default=False
+    Train through ``torch.compile`` of the networks (the fitted modules
+    stay plain, picklable ones). Where compiling fails (no C++ compiler,
+    an unsupported operation) training warns once and runs eagerly.
 verbose : int, default=0
     0 is silent, 1 prints a line per epoch, 2 adds a progress bar.
 random_state : int, RandomState instance or None, default=None

@@ -49,3 +49,31 @@ def test_float16_needs_cuda():
     X = np.random.RandomState(0).rand(20, 4)
     with pytest.raises(ValueError, match="precision='float16' needs a CUDA device"):
         AutoDecoder(precision="float16", max_iter=1, **CPU).fit(X)
+
+
+def test_compile_falls_back_to_eager_with_a_warning(monkeypatch):
+    def broken(module):
+        def run(*args):
+            raise RuntimeError("no compiler here")
+        return run
+
+    monkeypatch.setattr(torch, "compile", broken)
+    X = np.random.RandomState(0).rand(64, 4).astype(np.float32)
+    with pytest.warns(RuntimeWarning, match="torch.compile failed.*running the network eagerly"):
+        compiled = AutoDecoder(n_components=2, max_iter=3, compile=True, **CPU).fit(X)
+    plain = AutoDecoder(n_components=2, max_iter=3, **CPU).fit(X)
+    np.testing.assert_allclose(compiled.embedding_, plain.embedding_, rtol=1e-6)
+    assert type(compiled.decoder_) is type(plain.decoder_)  # the fitted decoder stays plain
+
+
+def test_conv_decoders_go_channels_last_on_cuda_only():
+    from sklearn_autodecoder._devices import prefer_channels_last
+    from sklearn_autodecoder.presets import make_decoder
+
+    decoder = make_decoder("mnist")
+    conv = next(m for m in decoder.modules() if isinstance(m, torch.nn.ConvTranspose2d))
+    assert not conv.weight.is_contiguous(memory_format=torch.channels_last)
+    prefer_channels_last(decoder, torch.device("cpu"))
+    assert not conv.weight.is_contiguous(memory_format=torch.channels_last)
+    prefer_channels_last(decoder, torch.device("cuda"))  # only the decision needs CUDA
+    assert conv.weight.is_contiguous(memory_format=torch.channels_last)
