@@ -23,6 +23,7 @@ from ._amortized import encode, fit_encoder
 from ._inference import decode_in_chunks, infer_latents, nearest_latents
 from ._load import LowLoadWarning, decoder_load, n_free_parameters
 from ._losses import LOSSES, sample_losses
+from ._persistence import SaveMixin
 from ._sparse_optim import make_latent_optimizer
 from ._training import RepresentationNet, make_callbacks
 from .nn import LatentTable, RepresentationModel
@@ -109,7 +110,7 @@ def _to_tensor(X, dtype=None):
     return torch.as_tensor(X, dtype=dtype), mask
 
 
-class BaseRepresentationEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
+class BaseRepresentationEstimator(SaveMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
     """Base of the auto-decoders and autoencoders; not for direct use.
 
     Validates input, resolves settings, the device and the seed, trains a
@@ -184,6 +185,12 @@ class BaseRepresentationEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMi
 
     def _fit_inference_aids(self, X_t, mask, generator):
         """Fit what makes ``transform`` fast, once the representation is stored."""
+
+    def _build_fitted_module(self, name):
+        """An untrained module shaped like the fitted module ``name`` (for ``load``)."""
+        settings = {**self._settings(), "n_components": self.n_components_, "loss": self.loss_}
+        build = getattr(self, {"decoder_": "_build_decoder", "encoder_": "_build_encoder"}[name])
+        return build(self.n_features_in_, settings)
 
     # ---- settings, devices, data ---------------------------------------------
 
