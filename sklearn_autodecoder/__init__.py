@@ -6,6 +6,7 @@ from ._imputer import AutoDecoderImputer
 from ._interpolation import interpolate, interpolate_latents
 from ._load import LowLoadWarning, decoder_load, encoder_load, n_free_parameters
 from ._metrics import representation_correlation
+from ._persistence import load
 
 __version__ = "0.1.0.dev0"
 
@@ -21,6 +22,7 @@ __all__ = [
     "encoder_load",
     "interpolate",
     "interpolate_latents",
+    "load",
     "n_free_parameters",
     "representation_correlation",
 ]

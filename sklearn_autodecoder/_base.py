@@ -40,6 +40,7 @@ from ._devices import (
     resolve_device,
 )
 from ._inference import frozen
+from ._persistence import SaveMixin
 from ._load import LowLoadWarning, decoder_load, n_free_parameters
 from ._losses import LOSSES, sample_losses
 from ._training import RepresentationNet, make_callbacks, needs_validation
@@ -99,7 +100,9 @@ def seeded_cpu_rng(generator):
         yield
 
 
-class BaseRepresentationEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
+class BaseRepresentationEstimator(
+    SaveMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator
+):
     """Base of the auto-decoders and autoencoders; not for direct use."""
 
     _parameter_constraints = {
@@ -164,6 +167,12 @@ class BaseRepresentationEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMi
     def _encode(self, data, decoder):
         """Latents of ``data`` (a :class:`~._data.RowData`) as an array in its output dtype."""
         raise NotImplementedError
+
+    def _build_fitted_module(self, name):
+        """An untrained module shaped like the fitted module ``name`` (for ``load``)."""
+        settings = {**self.settings_, "n_components": self.n_components_, "loss": self.loss_}
+        build = getattr(self, {"decoder_": "_build_decoder", "encoder_": "_build_encoder"}[name])
+        return build(self.n_features_in_, settings)
 
     # ---- settings and data --------------------------------------------------------
 

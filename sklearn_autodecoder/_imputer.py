@@ -10,9 +10,10 @@ from ._autodecoder import AutoDecoder
 from ._data import RowData
 from ._compat import HasMethods, Interval, _fit_context, check_is_fitted, validate_data
 from ._inference import _chunks, decode_in_chunks, pairwise_losses
+from ._persistence import SaveMixin
 
 
-class AutoDecoderImputer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
+class AutoDecoderImputer(SaveMixin, OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
     """Fill in missing values with an auto-decoder's reconstruction.
 
     The auto-decoder is fitted on X with its NaN entries masked out of the
