@@ -16,7 +16,7 @@ import torch
 
 from . import _distributed as distributed
 from ._amortized import encode, fit_encoder
-from ._architectures import _SPEC_FALLBACK, ConvDecoderMixin, MLPDecoderMixin
+from ._architectures import ConvDecoderMixin, MLPDecoderMixin
 from ._base import (
     COMMON_SETTINGS,
     BaseRepresentationEstimator,
@@ -28,7 +28,6 @@ from ._base import (
 from ._compat import Interval, StrOptions
 from ._data import map_rows, output_dtype
 from ._devices import autocast
-from ._docs import ATTRIBUTES, COMMON_PARAMS, TRAINING_PARAMS, indent
 from ._inference import decode_in_chunks, infer_latents, nearest_latents
 from ._sparse_optim import make_latent_optimizer
 from .nn import LatentTable
@@ -284,7 +283,7 @@ class BaseAutoDecoder(BaseRepresentationEstimator):
 
 
 class AutoDecoder(MLPDecoderMixin, BaseAutoDecoder):
-    __doc__ = f"""Auto-decoder with a fully connected (MLP) decoder.
+    """Auto-decoder with a fully connected (MLP) decoder.
 
     Learns a decoder network and one free latent vector per training sample
     jointly, by gradient descent, with no encoder. :meth:`transform` finds a
@@ -293,43 +292,237 @@ class AutoDecoder(MLPDecoderMixin, BaseAutoDecoder):
     defines. With ``hidden_layer_sizes=()`` the decoder is linear and spans
     the PCA subspace.
 
+    X may be an ndarray or ``np.memmap`` of uint8, other integers, float32 or
+    float64: it is read in batches of rows, converted batch by batch, and
+    never copied whole (other array-likes, such as lists or DataFrames, are
+    converted once). NaN marks a missing entry, which the loss ignores in
+    :meth:`fit`, :meth:`transform` and :meth:`score`. Results are float64
+    for float64 X and float32 otherwise; float16 X is computed and returned
+    as float32.
+
     Read more in the :ref:`User Guide <user_guide>`.
 
     Parameters
     ----------
     n_components : int, default=2
         Size of the latent vectors.
-    hidden_layer_sizes : tuple of int, default=(64,)
-        Widths of the decoder's hidden layers, latent side first. ``()``
-        gives a linear decoder.
-    activation : {{"relu", "tanh", "logistic", "identity"}}, default="relu"
+
+    hidden_layer_sizes : int or tuple of int, default=(64,)
+        Widths of the decoder's hidden layers, latent side first; an int is
+        one hidden layer. ``()`` gives a linear decoder.
+
+    activation : {"relu", "tanh", "logistic", "identity"}, default="relu"
         Activation of the hidden layers.
+
     connectivity : array-like of shape (n_components, n_features), default=None
         Fixed 0/1 mask of a sparse linear decoder: latent ``k`` may act on
         feature ``j`` only where ``connectivity[k, j]`` is 1 (e.g. the known
         regulator-gene graph of
         :func:`~sklearn_autodecoder.datasets.make_regulatory_data`). Needs
         ``hidden_layer_sizes=()``. None gives dense layers.
-    loss : {{"mse", "bce"}}, default="mse"
+
+    loss : {"mse", "bce"}, default="mse"
         Reconstruction loss, summed over a sample's observed features. "bce"
         needs X in [0, 1] and gives the decoder a logistic output layer.
-{indent(TRAINING_PARAMS.format(**_SPEC_FALLBACK))}
-{indent(COMMON_PARAMS)}
+
+    optimizer : {"adam", "sgd"}, default="adam"
+        Optimiser of the decoder weights ("sgd" uses momentum 0.9).
+
+    learning_rate : float, default=1e-3
+        Learning rate of the decoder weights.
+
+    weight_decay : float, default=1e-5
+        L2 penalty on the decoder weights (coupled, as in ``torch.optim.Adam``).
+
+    latent_optimizer : {"sgd", "adam"}, default="adam"
+        Optimiser of the training latents. Both update only the rows of the
+        current batch, momentum included ("adam" is ``torch.optim.SparseAdam``).
+
+    latent_learning_rate : float, default=1e-2
+        Learning rate of the training latents. Losses are summed over features
+        and samples, so this rate does not depend on the batch size.
+
+    latent_momentum : float, default=0.9
+        Momentum of ``latent_optimizer="sgd"``.
+
+    latent_l2 : float, default=0.0
+        Weight of an L2 (Gaussian) prior on the latents, in training and in
+        inference.
+
+    max_iter : int, default=200
+        Number of training epochs (passes over the data); early stopping may
+        end training sooner.
+
+    batch_size : int, default=64
+        Samples per training batch.
+
+    inference_max_iter : int, default=100
+        Most Adam steps per sample in :meth:`transform` and :meth:`score`.
+
+    inference_learning_rate : float, default=0.1
+        Adam step size in inference, in units of the training latents' root
+        mean square (``latent_scale_``), so that it does not depend on the
+        latents' scale.
+
+    inference_tol : float, default=1e-4
+        Inference tolerance: the relative loss improvement below which an
+        inference step counts as no progress. After 3 such steps in a row a
+        sample returns to its best latent with a 0.3 times smaller step, and
+        after 4 cuts it stops.
+
+    tol : float, default=1e-4
+        Early-stopping threshold: with ``early_stopping``, the relative
+        improvement of the validation loss over the best one so far that
+        resets the patience (``n_iter_no_change``).
+
+    init : {"zeros", "mean", "nearest", "encoder"}, default="zeros"
+        Starting latent of inference, deterministic and computed for each
+        sample from that sample alone: zeros; the mean training latent;
+        "nearest", the training latent whose decoding has the lowest loss on
+        the sample's observed entries; or "encoder", the output of an
+        amortised encoder (``encoder_``) trained at the end of :meth:`fit` to
+        map the training samples (clean and randomly masked) to their
+        latents. "encoder" needs the fewest inference steps (see
+        ``benchmarks/bench_inference.py``).
+
+    encoder_max_iter : int, default=20
+        Epochs of the amortised encoder's training (``init="encoder"`` only).
+
+    inference_batch_size : int, default=256
+        Samples optimised together in inference and decoded together in
+        :meth:`inverse_transform`; bounds device memory.
+
+    early_stopping : bool, default=False
+        Hold out ``validation_fraction`` of the samples, infer their latents
+        with the decoder frozen after each epoch (a few steps from the
+        previous epoch's values), and stop when the validation loss has not
+        improved (see ``tol``) for ``n_iter_no_change`` epochs. The best
+        decoder and training latents are restored, and the held-out samples'
+        rows of ``embedding_`` are inferred against that decoder.
+
+    validation_fraction : float, default=0.1
+        Fraction of the samples held out when ``early_stopping`` is True or a
+        callback monitors a validation quantity.
+
+    n_iter_no_change : int, default=10
+        Patience of early stopping, in epochs.
+
+    callbacks : list of skorch callbacks, default=None
+        Extra skorch callbacks (e.g. ``LRScheduler``, ``Checkpoint``) run
+        during training after the built-in ones. A callback that monitors a
+        validation quantity (``monitor="valid_loss"``, as skorch's
+        ``EarlyStopping`` does by default) gets the held-out samples of
+        ``validation_fraction``.
+
+    warm_start : bool, default=False
+        Continue from the fitted decoder when :meth:`fit` is called again; the
+        new samples' latents start from their projection on it.
+
+    device : str or torch.device, default="auto"
+        Torch device for training and inference. "auto" picks CUDA, then MPS,
+        then the CPU; the choice is stored in ``device_``.
+
+    precision : {"float32", "bfloat16", "float16"}, default="float32"
+        Precision of the networks' forward passes in fit and transform
+        (``torch.autocast``): only matrix products and convolutions run in the
+        lower precision, while parameters, optimiser states and losses stay
+        float32. "bfloat16" runs on CPUs and recent GPUs; "float16" needs CUDA
+        and adds a gradient scaler.
+
+    compile : bool, default=False
+        Train through ``torch.compile`` of the networks (the fitted modules
+        stay plain, picklable ones). Where compiling fails (no C++ compiler,
+        an unsupported operation) training warns once and runs eagerly.
+
+    verbose : int, default=0
+        0 is silent, 1 prints a line per epoch, 2 adds a progress bar.
+
+    random_state : int, RandomState instance or None, default=None
+        Seeds the decoder's initialisation, the training latents, the
+        held-out split, the shuffling and the encoder of ``init="encoder"``,
+        through local generators (torch's global RNG is left as it was). Pass
+        an int for reproducible results.
 
     Attributes
     ----------
-{indent(ATTRIBUTES)}
+    decoder_ : torch.nn.Module
+        The fitted decoder, on ``device_``, in eval mode. It maps latents of
+        shape (n, n_components_) to samples of shape (n, n_features_in_).
+
+    embedding_ : ndarray of shape (n_samples, n_components_)
+        Latent vectors of the training samples, learnt jointly with the
+        decoder; float64 for float64 X and float32 otherwise. Under
+        ``early_stopping`` the held-out samples' rows are inferred against the
+        final decoder, as :meth:`transform` would.
+
+    encoder_ : torch.nn.Module
+        The amortised encoder of ``init="encoder"``, on ``device_``, in eval
+        mode. It maps samples of shape (n, n_features_in_) to starting latents
+        of shape (n, n_components_). Set only when ``init="encoder"``.
+
+    encoder_loss_curve_ : list of float
+        Mean objective per sample of the amortised encoder's training, per
+        epoch (regression on the fitted latents plus the decoder's
+        reconstruction loss). Set only when ``init="encoder"``.
+
+    n_components_ : int
+        Size of the latent vectors in use.
+
+    loss_ : str
+        The loss in use.
+
+    settings_ : dict
+        The training settings in use (``n_components``, ``loss`` and the
+        optimisation settings), with the preset's values for those an image
+        estimator left as None.
+
+    latent_scale_ : float
+        Root mean square of the trained latents; inference step sizes
+        (``inference_learning_rate``) are in its units.
+
+    decoder_load_ : float
+        Observed training values per free parameter of decoder and latents,
+        N*n / (W + N*m) (see :func:`~sklearn_autodecoder.decoder_load`); fit
+        warns with a :class:`~sklearn_autodecoder.LowLoadWarning` when it is
+        below 1.
+
+    device_ : torch.device
+        Device the model lives and runs on.
+
+    n_iter_ : int
+        Number of epochs run.
+
+    loss_curve_ : list of float
+        Mean training loss per sample, per epoch.
+
+    history_ : skorch.history.History
+        skorch's training history (losses, durations, validation loss).
+
+    n_features_in_ : int
+        Number of features seen during :term:`fit`.
+
+    feature_names_in_ : ndarray of shape (`n_features_in_`,)
+        Names of features seen during :term:`fit`. Defined only when `X` has
+        feature names that are all strings.
 
     See Also
     --------
     ConvAutoDecoder : Auto-decoder with a convolutional image decoder.
+    AutoEncoder : The same decoder with an encoder instead of free latents.
     sklearn.decomposition.PCA : The linear special case, in closed form.
 
     References
     ----------
     .. [1] V. Schuster and A. Krogh, "A manifold learning perspective on
        representation learning: learning decoder and representations without
-       an encoder", Entropy 23(11), 2021.
+       an encoder", Entropy 23(11), 1403, 2021.
+
+    .. [2] J. J. Park, P. Florence, J. Straub, R. Newcombe and S. Lovegrove,
+       "DeepSDF: learning continuous signed distance functions for shape
+       representation", CVPR 2019.
+
+    .. [3] P. Bojanowski, A. Joulin, D. Lopez-Paz and A. Szlam, "Optimizing
+       the latent space of generative networks", ICML 2018.
 
     Examples
     --------
@@ -415,42 +608,251 @@ class AutoDecoder(MLPDecoderMixin, BaseAutoDecoder):
 
 
 class ConvAutoDecoder(ConvDecoderMixin, BaseAutoDecoder):
-    __doc__ = f"""Auto-decoder with a convolutional image decoder.
+    """Auto-decoder with a convolutional image decoder.
 
     The same method as :class:`AutoDecoder`, with a transposed-convolution
     decoder: one of the published architectures (``preset``) or a custom
-    :class:`~sklearn_autodecoder.presets.ConvDecoderSpec`. X stays a flat 2-D
-    array, each row an image of shape ``image_shape`` (C, H, W) flattened in
-    channel-first (C, H, W) order, with values in [0, 1].
+    :class:`~sklearn_autodecoder.presets.ConvDecoderSpec`. Training settings
+    left as None take the preset's published values (rescaled to the
+    package's sum-over-features loss convention; see
+    ``sklearn_autodecoder.presets.PRESETS[name].defaults``); the values in
+    use are stored in ``settings_``.
 
-    Training settings left as None take the preset's published values
-    (rescaled to the package's sum-over-features loss convention); see
-    ``sklearn_autodecoder.presets.PRESETS[name].defaults``.
+    X stays a flat 2-D array: each row is an image of the preset's shape
+    (C, H, W), flattened in channel-first order. It may be an ndarray or
+    ``np.memmap`` of uint8, other integers, float32 or float64: it is read in
+    batches of rows, converted batch by batch, and never copied whole (other
+    array-likes, such as lists or DataFrames, are converted once). uint8 X
+    holds 8-bit pixels, used as x / 255; other dtypes are used as they are.
+    NaN marks a missing entry, which the loss ignores in :meth:`fit`,
+    :meth:`transform` and :meth:`score`. Results are float64 for float64 X
+    and float32 otherwise; float16 X is computed and returned as float32.
 
     Read more in the :ref:`User Guide <user_guide>`.
 
     Parameters
     ----------
-    preset : {{"mnist", "cifar10", "cifar10_4x4", "stl10"}} or ConvDecoderSpec, default="mnist"
-        Decoder architecture and default training settings.
+    preset : {"mnist", "cifar10", "cifar10_4x4", "stl10"} or ConvDecoderSpec, default="mnist"
+        Decoder architecture and default training settings: a published
+        architecture by name, or a custom
+        :class:`~sklearn_autodecoder.presets.ConvDecoderSpec`.
+
     n_components : int, default=None
-        Size of the latent vectors; None takes the preset's.
-    loss : {{"mse", "bce"}}, default=None
-        Reconstruction loss, summed over a sample's observed features; None
-        takes the preset's.
-{indent(TRAINING_PARAMS.format(**{name: "None" for name in _SPEC_FALLBACK}))}
-{indent(COMMON_PARAMS)}
+        Size of the latent vectors. None takes the preset's value (see
+        ``settings_``).
+
+    loss : {"mse", "bce"}, default=None
+        Reconstruction loss, summed over a sample's observed features. "bce"
+        needs pixel values in [0, 1]; the decoder ends in a sigmoid whatever
+        the loss. None takes the preset's value (see ``settings_``).
+
+    optimizer : {"adam", "sgd"}, default=None
+        Optimiser of the decoder weights ("sgd" uses momentum 0.9). None takes
+        the preset's value (see ``settings_``).
+
+    learning_rate : float, default=None
+        Learning rate of the decoder weights. None takes the preset's value
+        (see ``settings_``).
+
+    weight_decay : float, default=None
+        L2 penalty on the decoder weights (coupled, as in
+        ``torch.optim.Adam``). None takes the preset's value (see
+        ``settings_``).
+
+    latent_optimizer : {"sgd", "adam"}, default=None
+        Optimiser of the training latents. Both update only the rows of the
+        current batch, momentum included ("adam" is
+        ``torch.optim.SparseAdam``). None takes the preset's value (see
+        ``settings_``).
+
+    latent_learning_rate : float, default=None
+        Learning rate of the training latents. Losses are summed over features
+        and samples, so this rate does not depend on the batch size. None
+        takes the preset's value (see ``settings_``).
+
+    latent_momentum : float, default=None
+        Momentum of ``latent_optimizer="sgd"``. None takes the preset's value
+        (see ``settings_``).
+
+    latent_l2 : float, default=None
+        Weight of an L2 (Gaussian) prior on the latents, in training and in
+        inference. None takes the preset's value (see ``settings_``).
+
+    max_iter : int, default=None
+        Number of training epochs (passes over the data); early stopping may
+        end training sooner. None takes the preset's value (see
+        ``settings_``).
+
+    batch_size : int, default=None
+        Samples per training batch. None takes the preset's value (see
+        ``settings_``).
+
+    inference_max_iter : int, default=100
+        Most Adam steps per sample in :meth:`transform` and :meth:`score`.
+
+    inference_learning_rate : float, default=0.1
+        Adam step size in inference, in units of the training latents' root
+        mean square (``latent_scale_``), so that it does not depend on the
+        latents' scale.
+
+    inference_tol : float, default=1e-4
+        Inference tolerance: the relative loss improvement below which an
+        inference step counts as no progress. After 3 such steps in a row a
+        sample returns to its best latent with a 0.3 times smaller step, and
+        after 4 cuts it stops.
+
+    tol : float, default=1e-4
+        Early-stopping threshold: with ``early_stopping``, the relative
+        improvement of the validation loss over the best one so far that
+        resets the patience (``n_iter_no_change``).
+
+    init : {"zeros", "mean", "nearest", "encoder"}, default="zeros"
+        Starting latent of inference, deterministic and computed for each
+        sample from that sample alone: zeros; the mean training latent;
+        "nearest", the training latent whose decoding has the lowest loss on
+        the sample's observed entries; or "encoder", the output of an
+        amortised encoder (``encoder_``) trained at the end of :meth:`fit` to
+        map the training samples (clean and randomly masked) to their
+        latents. "encoder" needs the fewest inference steps (see
+        ``benchmarks/bench_inference.py``).
+
+    encoder_max_iter : int, default=20
+        Epochs of the amortised encoder's training (``init="encoder"`` only).
+
+    inference_batch_size : int, default=256
+        Samples optimised together in inference and decoded together in
+        :meth:`inverse_transform`; bounds device memory.
+
+    early_stopping : bool, default=False
+        Hold out ``validation_fraction`` of the samples, infer their latents
+        with the decoder frozen after each epoch (a few steps from the
+        previous epoch's values), and stop when the validation loss has not
+        improved (see ``tol``) for ``n_iter_no_change`` epochs. The best
+        decoder and training latents are restored, and the held-out samples'
+        rows of ``embedding_`` are inferred against that decoder.
+
+    validation_fraction : float, default=0.1
+        Fraction of the samples held out when ``early_stopping`` is True or a
+        callback monitors a validation quantity.
+
+    n_iter_no_change : int, default=10
+        Patience of early stopping, in epochs.
+
+    callbacks : list of skorch callbacks, default=None
+        Extra skorch callbacks (e.g. ``LRScheduler``, ``Checkpoint``) run
+        during training after the built-in ones. A callback that monitors a
+        validation quantity (``monitor="valid_loss"``, as skorch's
+        ``EarlyStopping`` does by default) gets the held-out samples of
+        ``validation_fraction``.
+
+    warm_start : bool, default=False
+        Continue from the fitted decoder when :meth:`fit` is called again; the
+        new samples' latents start from their projection on it.
+
+    device : str or torch.device, default="auto"
+        Torch device for training and inference. "auto" picks CUDA, then MPS,
+        then the CPU; the choice is stored in ``device_``.
+
+    precision : {"float32", "bfloat16", "float16"}, default="float32"
+        Precision of the networks' forward passes in fit and transform
+        (``torch.autocast``): only matrix products and convolutions run in the
+        lower precision, while parameters, optimiser states and losses stay
+        float32. "bfloat16" runs on CPUs and recent GPUs; "float16" needs CUDA
+        and adds a gradient scaler.
+
+    compile : bool, default=False
+        Train through ``torch.compile`` of the networks (the fitted modules
+        stay plain, picklable ones). Where compiling fails (no C++ compiler,
+        an unsupported operation) training warns once and runs eagerly.
+
+    verbose : int, default=0
+        0 is silent, 1 prints a line per epoch, 2 adds a progress bar.
+
+    random_state : int, RandomState instance or None, default=None
+        Seeds the decoder's initialisation, the training latents, the
+        held-out split, the shuffling and the encoder of ``init="encoder"``,
+        through local generators (torch's global RNG is left as it was). Pass
+        an int for reproducible results.
 
     Attributes
     ----------
+    decoder_ : torch.nn.Module
+        The fitted decoder, on ``device_``, in eval mode. It maps latents of
+        shape (n, n_components_) to samples of shape (n, n_features_in_).
+
+    embedding_ : ndarray of shape (n_samples, n_components_)
+        Latent vectors of the training samples, learnt jointly with the
+        decoder; float64 for float64 X and float32 otherwise. Under
+        ``early_stopping`` the held-out samples' rows are inferred against the
+        final decoder, as :meth:`transform` would.
+
+    encoder_ : torch.nn.Module
+        The amortised encoder of ``init="encoder"``, on ``device_``, in eval
+        mode. It maps samples of shape (n, n_features_in_) to starting latents
+        of shape (n, n_components_). Set only when ``init="encoder"``.
+
+    encoder_loss_curve_ : list of float
+        Mean objective per sample of the amortised encoder's training, per
+        epoch (regression on the fitted latents plus the decoder's
+        reconstruction loss). Set only when ``init="encoder"``.
+
+    n_components_ : int
+        Size of the latent vectors in use.
+
     image_shape_ : tuple of int
         (C, H, W) of the images.
-{indent(ATTRIBUTES)}
+
+    loss_ : str
+        The loss in use.
+
+    settings_ : dict
+        The training settings in use (``n_components``, ``loss`` and the
+        optimisation settings), with the preset's values for those an image
+        estimator left as None.
+
+    latent_scale_ : float
+        Root mean square of the trained latents; inference step sizes
+        (``inference_learning_rate``) are in its units.
+
+    decoder_load_ : float
+        Observed training values per free parameter of decoder and latents,
+        N*n / (W + N*m) (see :func:`~sklearn_autodecoder.decoder_load`); fit
+        warns with a :class:`~sklearn_autodecoder.LowLoadWarning` when it is
+        below 1.
+
+    device_ : torch.device
+        Device the model lives and runs on.
+
+    n_iter_ : int
+        Number of epochs run.
+
+    loss_curve_ : list of float
+        Mean training loss per sample, per epoch.
+
+    history_ : skorch.history.History
+        skorch's training history (losses, durations, validation loss).
+
+    n_features_in_ : int
+        Number of features seen during :term:`fit`.
+
+    feature_names_in_ : ndarray of shape (`n_features_in_`,)
+        Names of features seen during :term:`fit`. Defined only when `X` has
+        feature names that are all strings.
 
     See Also
     --------
     AutoDecoder : Auto-decoder with an MLP decoder.
+    ConvAutoEncoder : The same decoder with an encoder instead of free latents.
     sklearn_autodecoder.presets.make_decoder : The preset decoders as torch modules.
+
+    References
+    ----------
+    .. [1] V. Schuster and A. Krogh, "A manifold learning perspective on
+       representation learning: learning decoder and representations without
+       an encoder", Entropy 23(11), 1403, 2021.
+
+    .. [2] P. Bojanowski, A. Joulin, D. Lopez-Paz and A. Szlam, "Optimizing
+       the latent space of generative networks", ICML 2018.
 
     Examples
     --------

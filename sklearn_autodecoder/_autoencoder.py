@@ -11,56 +11,12 @@ from functools import partial
 
 import torch
 
-from ._architectures import _SPEC_FALLBACK as MLP_DEFAULTS
 from ._architectures import ConvDecoderMixin, MLPDecoderMixin
 from ._base import COMMON_SETTINGS, BaseRepresentationEstimator, make_weight_optimizer, nullable
 from ._data import map_rows, output_dtype
 from ._inference import frozen
-from ._docs import ATTRIBUTES, COMMON_PARAMS, TRAINING_PARAMS, indent, select
 from ._load import decoder_load, encoder_load, n_free_parameters
 from .nn import EncoderRepresentation
-
-_TRAINING_DOCS = ("optimizer", "learning_rate", "weight_decay", "max_iter", "batch_size")
-_COMMON_DOCS = ("n_iter_no_change", "callbacks", "device", "verbose")
-_FIT_DOCS = """\
-tol : float, default=1e-4
-    With ``early_stopping``, the relative improvement of the validation
-    loss that resets the patience.
-early_stopping : bool, default=False
-    Hold out ``validation_fraction`` of the samples and stop when their
-    reconstruction loss (through the encoder) has not improved for
-    ``n_iter_no_change`` epochs; the best weights are restored.
-validation_fraction : float, default=0.1
-    Fraction of the samples held out when ``early_stopping`` is True."""
-_STATE_DOCS = """\
-warm_start : bool, default=False
-    Continue from the fitted encoder and decoder when ``fit`` is called
-    again.
-random_state : int, RandomState instance or None, default=None
-    Seeds the initialisation of encoder and decoder and the shuffling,
-    through local generators (torch's global RNG is left as it was). Pass
-    an int for reproducible results."""
-_ATTRIBUTES = """\
-encoder_ : torch.nn.Module
-    The fitted encoder, on ``device_``, in eval mode. It maps samples of
-    shape (n, n_features_in_) to latents of shape (n, n_components_).
-encoder_load_ : float
-    N*m / W_enc, the load of the encoder regarded as fitting fixed targets
-    (see :func:`~sklearn_autodecoder.encoder_load`). ``decoder_load_`` is
-    the load the decoder would have with free latents, for comparison with
-    :class:`AutoDecoder`; an autoencoder does not warn about it."""
-
-
-def _docs(training_defaults):
-    """Parameter and attribute sections shared by the two autoencoders."""
-    training = select(TRAINING_PARAMS.format(**training_defaults), _TRAINING_DOCS)
-    common = select(COMMON_PARAMS, _COMMON_DOCS)
-    names = [line.split(" : ")[0] for line in ATTRIBUTES.splitlines() if line and not line[0].isspace()]
-    attributes = select(ATTRIBUTES, [name for name in names if name != "embedding_"])
-    return dict(
-        params=indent(f"{training}\n{_FIT_DOCS}\n{common}\n{_STATE_DOCS}"),
-        attributes=indent(f"{_ATTRIBUTES}\n{attributes}"),
-    )
 
 
 class BaseAutoEncoder(BaseRepresentationEstimator):
@@ -124,16 +80,21 @@ class BaseAutoEncoder(BaseRepresentationEstimator):
         return super().transform(X)
 
 
-_AE_DOCS = _docs(MLP_DEFAULTS)
-
-
 class AutoEncoder(MLPDecoderMixin, BaseAutoEncoder):
-    __doc__ = f"""Autoencoder with an MLP decoder and its mirrored encoder.
+    """Autoencoder with an MLP decoder and its mirrored encoder.
 
     The baseline of :class:`AutoDecoder`: the same decoder (and training
     options), but each sample's latent is computed by an encoder trained
     jointly with it, instead of being a free vector. :meth:`transform` is
     the encoder's forward pass and :meth:`inverse_transform` the decoder.
+
+    X may be an ndarray or ``np.memmap`` of uint8, other integers, float32 or
+    float64: it is read in batches of rows, converted batch by batch, and
+    never copied whole (other array-likes, such as lists or DataFrames, are
+    converted once). NaN marks a missing entry: the loss ignores it in
+    :meth:`fit` and :meth:`score`, and the encoder sees it as 0. Results are
+    float64 for float64 X and float32 otherwise; float16 X is computed and
+    returned as float32.
 
     Read more in the :ref:`User Guide <user_guide>`.
 
@@ -141,22 +102,144 @@ class AutoEncoder(MLPDecoderMixin, BaseAutoEncoder):
     ----------
     n_components : int, default=2
         Size of the latent vectors.
-    hidden_layer_sizes : tuple of int, default=(64,)
-        Widths of the decoder's hidden layers, latent side first; the
-        encoder uses them in reverse order. ``()`` gives linear maps.
-    activation : {{"relu", "tanh", "logistic", "identity"}}, default="relu"
+
+    hidden_layer_sizes : int or tuple of int, default=(64,)
+        Widths of the decoder's hidden layers, latent side first; an int is
+        one hidden layer. The encoder uses them in reverse order. ``()``
+        gives linear maps.
+
+    activation : {"relu", "tanh", "logistic", "identity"}, default="relu"
         Activation of the hidden layers.
+
     connectivity : array-like of shape (n_components, n_features), default=None
-        Fixed 0/1 mask of a sparse linear decoder (needs
-        ``hidden_layer_sizes=()``); the encoder stays dense.
-    loss : {{"mse", "bce"}}, default="mse"
+        Fixed 0/1 mask of a sparse linear decoder: latent ``k`` may act on
+        feature ``j`` only where ``connectivity[k, j]`` is 1. Needs
+        ``hidden_layer_sizes=()``; the encoder stays dense. None gives dense
+        layers.
+
+    loss : {"mse", "bce"}, default="mse"
         Reconstruction loss, summed over a sample's observed features. "bce"
         needs X in [0, 1] and gives the decoder a logistic output layer.
-{_AE_DOCS["params"]}
+
+    optimizer : {"adam", "sgd"}, default="adam"
+        Optimiser of the encoder and decoder weights ("sgd" uses momentum
+        0.9).
+
+    learning_rate : float, default=1e-3
+        Learning rate of the encoder and decoder weights.
+
+    weight_decay : float, default=1e-5
+        L2 penalty on the encoder and decoder weights (coupled, as in
+        ``torch.optim.Adam``).
+
+    max_iter : int, default=200
+        Number of training epochs (passes over the data); early stopping may
+        end training sooner.
+
+    batch_size : int, default=64
+        Samples per training batch.
+
+    tol : float, default=1e-4
+        Early-stopping threshold: with ``early_stopping``, the relative
+        improvement of the validation loss over the best one so far that
+        resets the patience (``n_iter_no_change``).
+
+    early_stopping : bool, default=False
+        Hold out ``validation_fraction`` of the samples and stop when their
+        reconstruction loss (through the encoder) has not improved (see
+        ``tol``) for ``n_iter_no_change`` epochs. The best encoder and decoder
+        are restored.
+
+    validation_fraction : float, default=0.1
+        Fraction of the samples held out when ``early_stopping`` is True or a
+        callback monitors a validation quantity.
+
+    n_iter_no_change : int, default=10
+        Patience of early stopping, in epochs.
+
+    callbacks : list of skorch callbacks, default=None
+        Extra skorch callbacks (e.g. ``LRScheduler``, ``Checkpoint``) run
+        during training after the built-in ones. A callback that monitors a
+        validation quantity (``monitor="valid_loss"``, as skorch's
+        ``EarlyStopping`` does by default) gets the held-out samples of
+        ``validation_fraction``.
+
+    warm_start : bool, default=False
+        Continue from the fitted encoder and decoder when :meth:`fit` is
+        called again.
+
+    device : str or torch.device, default="auto"
+        Torch device for training and inference. "auto" picks CUDA, then MPS,
+        then the CPU; the choice is stored in ``device_``.
+
+    precision : {"float32", "bfloat16", "float16"}, default="float32"
+        Precision of the networks' forward passes in fit and transform
+        (``torch.autocast``): only matrix products and convolutions run in the
+        lower precision, while parameters, optimiser states and losses stay
+        float32. "bfloat16" runs on CPUs and recent GPUs; "float16" needs CUDA
+        and adds a gradient scaler.
+
+    compile : bool, default=False
+        Train through ``torch.compile`` of the networks (the fitted modules
+        stay plain, picklable ones). Where compiling fails (no C++ compiler,
+        an unsupported operation) training warns once and runs eagerly.
+
+    verbose : int, default=0
+        0 is silent, 1 prints a line per epoch, 2 adds a progress bar.
+
+    random_state : int, RandomState instance or None, default=None
+        Seeds the initialisation of encoder and decoder, the held-out split
+        and the shuffling, through local generators (torch's global RNG is
+        left as it was). Pass an int for reproducible results.
 
     Attributes
     ----------
-{_AE_DOCS["attributes"]}
+    decoder_ : torch.nn.Module
+        The fitted decoder, on ``device_``, in eval mode. It maps latents of
+        shape (n, n_components_) to samples of shape (n, n_features_in_).
+
+    encoder_ : torch.nn.Module
+        The fitted encoder, on ``device_``, in eval mode. It maps samples of
+        shape (n, n_features_in_) to latents of shape (n, n_components_).
+
+    n_components_ : int
+        Size of the latent vectors in use.
+
+    loss_ : str
+        The loss in use.
+
+    settings_ : dict
+        The training settings in use (``n_components``, ``loss`` and the
+        optimisation settings), with the preset's values for those an image
+        estimator left as None.
+
+    decoder_load_ : float
+        The load the decoder would have with free latents, N*n / (W + N*m)
+        (see :func:`~sklearn_autodecoder.decoder_load`), for comparison with
+        the auto-decoders; an autoencoder does not warn about it.
+
+    encoder_load_ : float
+        N*m / W_enc, the load of the encoder regarded as fitting fixed
+        targets (see :func:`~sklearn_autodecoder.encoder_load`).
+
+    device_ : torch.device
+        Device the model lives and runs on.
+
+    n_iter_ : int
+        Number of epochs run.
+
+    loss_curve_ : list of float
+        Mean training loss per sample, per epoch.
+
+    history_ : skorch.history.History
+        skorch's training history (losses, durations, validation loss).
+
+    n_features_in_ : int
+        Number of features seen during :term:`fit`.
+
+    feature_names_in_ : ndarray of shape (`n_features_in_`,)
+        Names of features seen during :term:`fit`. Defined only when `X` has
+        feature names that are all strings.
 
     See Also
     --------
@@ -165,9 +248,12 @@ class AutoEncoder(MLPDecoderMixin, BaseAutoEncoder):
 
     References
     ----------
-    .. [1] V. Schuster and A. Krogh, "A manifold learning perspective on
+    .. [1] G. E. Hinton and R. R. Salakhutdinov, "Reducing the dimensionality
+       of data with neural networks", Science 313(5786), 504-507, 2006.
+
+    .. [2] V. Schuster and A. Krogh, "A manifold learning perspective on
        representation learning: learning decoder and representations without
-       an encoder", Entropy 23(11), 2021.
+       an encoder", Entropy 23(11), 1403, 2021.
 
     Examples
     --------
@@ -232,43 +318,184 @@ class AutoEncoder(MLPDecoderMixin, BaseAutoEncoder):
         self.random_state = random_state
 
 
-_CONV_AE_DOCS = _docs({name: "None" for name in MLP_DEFAULTS})
-
-
 class ConvAutoEncoder(ConvDecoderMixin, BaseAutoEncoder):
-    __doc__ = f"""Autoencoder with a convolutional decoder and its mirrored encoder.
+    """Autoencoder with a convolutional decoder and its mirrored encoder.
 
     The baseline of :class:`ConvAutoDecoder`: the same preset decoder and
     training settings, with the encoder of
     :func:`~sklearn_autodecoder.presets.make_encoder` (each transposed
-    convolution mirrored by a convolution). X stays a flat 2-D array, each
-    row an image of shape ``image_shape`` (C, H, W) flattened channel-first,
-    with values in [0, 1].
+    convolution mirrored by a convolution). Training settings left as None
+    take the preset's published values (rescaled to the package's
+    sum-over-features loss convention; see
+    ``sklearn_autodecoder.presets.PRESETS[name].defaults``); the values in
+    use are stored in ``settings_``.
+
+    X stays a flat 2-D array: each row is an image of the preset's shape
+    (C, H, W), flattened in channel-first order. It may be an ndarray or
+    ``np.memmap`` of uint8, other integers, float32 or float64: it is read in
+    batches of rows, converted batch by batch, and never copied whole (other
+    array-likes, such as lists or DataFrames, are converted once). uint8 X
+    holds 8-bit pixels, used as x / 255; other dtypes are used as they are.
+    NaN marks a missing entry: the loss ignores it in :meth:`fit` and
+    :meth:`score`, and the encoder sees it as 0. Results are float64 for
+    float64 X and float32 otherwise; float16 X is computed and returned as
+    float32.
 
     Read more in the :ref:`User Guide <user_guide>`.
 
     Parameters
     ----------
-    preset : {{"mnist", "cifar10", "cifar10_4x4", "stl10"}} or ConvDecoderSpec, default="mnist"
+    preset : {"mnist", "cifar10", "cifar10_4x4", "stl10"} or ConvDecoderSpec, default="mnist"
         Decoder architecture (the encoder mirrors it) and default training
-        settings.
+        settings: a published architecture by name, or a custom
+        :class:`~sklearn_autodecoder.presets.ConvDecoderSpec`.
+
     n_components : int, default=None
-        Size of the latent vectors; None takes the preset's.
-    loss : {{"mse", "bce"}}, default=None
-        Reconstruction loss, summed over a sample's observed features; None
-        takes the preset's.
-{_CONV_AE_DOCS["params"]}
+        Size of the latent vectors. None takes the preset's value (see
+        ``settings_``).
+
+    loss : {"mse", "bce"}, default=None
+        Reconstruction loss, summed over a sample's observed features. "bce"
+        needs pixel values in [0, 1]; the decoder ends in a sigmoid whatever
+        the loss. None takes the preset's value (see ``settings_``).
+
+    optimizer : {"adam", "sgd"}, default=None
+        Optimiser of the encoder and decoder weights ("sgd" uses momentum
+        0.9). None takes the preset's value (see ``settings_``).
+
+    learning_rate : float, default=None
+        Learning rate of the encoder and decoder weights. None takes the
+        preset's value (see ``settings_``).
+
+    weight_decay : float, default=None
+        L2 penalty on the encoder and decoder weights (coupled, as in
+        ``torch.optim.Adam``). None takes the preset's value (see
+        ``settings_``).
+
+    max_iter : int, default=None
+        Number of training epochs (passes over the data); early stopping may
+        end training sooner. None takes the preset's value (see
+        ``settings_``).
+
+    batch_size : int, default=None
+        Samples per training batch. None takes the preset's value (see
+        ``settings_``).
+
+    tol : float, default=1e-4
+        Early-stopping threshold: with ``early_stopping``, the relative
+        improvement of the validation loss over the best one so far that
+        resets the patience (``n_iter_no_change``).
+
+    early_stopping : bool, default=False
+        Hold out ``validation_fraction`` of the samples and stop when their
+        reconstruction loss (through the encoder) has not improved (see
+        ``tol``) for ``n_iter_no_change`` epochs. The best encoder and decoder
+        are restored.
+
+    validation_fraction : float, default=0.1
+        Fraction of the samples held out when ``early_stopping`` is True or a
+        callback monitors a validation quantity.
+
+    n_iter_no_change : int, default=10
+        Patience of early stopping, in epochs.
+
+    callbacks : list of skorch callbacks, default=None
+        Extra skorch callbacks (e.g. ``LRScheduler``, ``Checkpoint``) run
+        during training after the built-in ones. A callback that monitors a
+        validation quantity (``monitor="valid_loss"``, as skorch's
+        ``EarlyStopping`` does by default) gets the held-out samples of
+        ``validation_fraction``.
+
+    warm_start : bool, default=False
+        Continue from the fitted encoder and decoder when :meth:`fit` is
+        called again.
+
+    device : str or torch.device, default="auto"
+        Torch device for training and inference. "auto" picks CUDA, then MPS,
+        then the CPU; the choice is stored in ``device_``.
+
+    precision : {"float32", "bfloat16", "float16"}, default="float32"
+        Precision of the networks' forward passes in fit and transform
+        (``torch.autocast``): only matrix products and convolutions run in the
+        lower precision, while parameters, optimiser states and losses stay
+        float32. "bfloat16" runs on CPUs and recent GPUs; "float16" needs CUDA
+        and adds a gradient scaler.
+
+    compile : bool, default=False
+        Train through ``torch.compile`` of the networks (the fitted modules
+        stay plain, picklable ones). Where compiling fails (no C++ compiler,
+        an unsupported operation) training warns once and runs eagerly.
+
+    verbose : int, default=0
+        0 is silent, 1 prints a line per epoch, 2 adds a progress bar.
+
+    random_state : int, RandomState instance or None, default=None
+        Seeds the initialisation of encoder and decoder, the held-out split
+        and the shuffling, through local generators (torch's global RNG is
+        left as it was). Pass an int for reproducible results.
 
     Attributes
     ----------
+    decoder_ : torch.nn.Module
+        The fitted decoder, on ``device_``, in eval mode. It maps latents of
+        shape (n, n_components_) to samples of shape (n, n_features_in_).
+
+    encoder_ : torch.nn.Module
+        The fitted encoder, on ``device_``, in eval mode. It maps samples of
+        shape (n, n_features_in_) to latents of shape (n, n_components_).
+
+    n_components_ : int
+        Size of the latent vectors in use.
+
     image_shape_ : tuple of int
         (C, H, W) of the images.
-{_CONV_AE_DOCS["attributes"]}
+
+    loss_ : str
+        The loss in use.
+
+    settings_ : dict
+        The training settings in use (``n_components``, ``loss`` and the
+        optimisation settings), with the preset's values for those an image
+        estimator left as None.
+
+    decoder_load_ : float
+        The load the decoder would have with free latents, N*n / (W + N*m)
+        (see :func:`~sklearn_autodecoder.decoder_load`), for comparison with
+        the auto-decoders; an autoencoder does not warn about it.
+
+    encoder_load_ : float
+        N*m / W_enc, the load of the encoder regarded as fitting fixed
+        targets (see :func:`~sklearn_autodecoder.encoder_load`).
+
+    device_ : torch.device
+        Device the model lives and runs on.
+
+    n_iter_ : int
+        Number of epochs run.
+
+    loss_curve_ : list of float
+        Mean training loss per sample, per epoch.
+
+    history_ : skorch.history.History
+        skorch's training history (losses, durations, validation loss).
+
+    n_features_in_ : int
+        Number of features seen during :term:`fit`.
+
+    feature_names_in_ : ndarray of shape (`n_features_in_`,)
+        Names of features seen during :term:`fit`. Defined only when `X` has
+        feature names that are all strings.
 
     See Also
     --------
     ConvAutoDecoder : The same decoder with free latents and no encoder.
+    AutoEncoder : Autoencoder with an MLP decoder.
     sklearn_autodecoder.presets.make_encoder : The mirrored encoders as torch modules.
+
+    References
+    ----------
+    .. [1] G. E. Hinton and R. R. Salakhutdinov, "Reducing the dimensionality
+       of data with neural networks", Science 313(5786), 504-507, 2006.
 
     Examples
     --------
