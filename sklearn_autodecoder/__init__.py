@@ -6,7 +6,7 @@ from ._imputer import AutoDecoderImputer
 from ._interpolation import interpolate, interpolate_latents
 from ._load import LowLoadWarning, decoder_load, encoder_load, n_free_parameters
 from ._metrics import representation_correlation
-from ._persistence import load
+from ._persistence import ModelFileError, load
 
 __version__ = "0.1.0.dev0"
 
@@ -17,6 +17,7 @@ __all__ = [
     "ConvAutoDecoder",
     "ConvAutoEncoder",
     "LowLoadWarning",
+    "ModelFileError",
     "__version__",
     "decoder_load",
     "encoder_load",
