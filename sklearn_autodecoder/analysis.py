@@ -415,7 +415,9 @@ def _record(module, inputs, prefix, batch_size, device, dtype):
 
         return hook
 
-    kinds = {_entry_name(prefix, path, leaf): isinstance(leaf, _WEIGHT_LAYERS) for path, leaf in leaves}
+    kinds = {
+        _entry_name(prefix, path, leaf): isinstance(leaf, _WEIGHT_LAYERS) for path, leaf in leaves
+    }
     modes = {m: m.training for m in module.modules()}
     handles = []
     outputs, parts = [], OrderedDict()
@@ -579,7 +581,12 @@ def _pyplot():
 
 
 @validate_params(
-    {"rdm": ["array-like"], "ax": "no_validation", "cmap": "no_validation", "colorbar": ["boolean"]},
+    {
+        "rdm": ["array-like"],
+        "ax": "no_validation",
+        "cmap": "no_validation",
+        "colorbar": ["boolean"],
+    },
     prefer_skip_nested_validation=True,
 )
 def plot_rdm(rdm, *, ax=None, cmap="viridis", colorbar=True):
@@ -619,7 +626,9 @@ def _mds(random_state):
     from sklearn.manifold import MDS
 
     if "metric_mds" in MDS().get_params():  # scikit-learn >= 1.8 renamed the parameters
-        return MDS(n_components=2, metric="precomputed", init="classical_mds", random_state=random_state)
+        return MDS(
+            n_components=2, metric="precomputed", init="classical_mds", random_state=random_state
+        )
     return MDS(n_components=2, dissimilarity="precomputed", random_state=random_state)
 
 
@@ -663,7 +672,8 @@ def plot_mds(rdms, labels=None, *, ax=None, random_state=None):
         raise ValueError(f"plot_mds needs at least 3 RDMs, got {len(rdms)}.")
     checked = [_check_rdm(D, f"rdms[{i}]") for i, D in enumerate(rdms)]
     if len({D.shape for D in checked}) > 1:
-        raise ValueError(f"The RDMs must compare the same stimuli; got shapes {[D.shape for D in checked]}.")
+        shapes = [D.shape for D in checked]
+        raise ValueError(f"The RDMs must compare the same stimuli; got shapes {shapes}.")
     if labels is not None and len(labels) != len(rdms):
         raise ValueError(f"labels has {len(labels)} entries for {len(rdms)} RDMs.")
     second_order = 1.0 - _pearson_rows(np.stack([_upper(D) for D in checked]))
