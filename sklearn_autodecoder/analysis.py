@@ -229,7 +229,7 @@ def rsa(rdm_a, rdm_b, *, method="spearman"):
     u, v = _upper(a), _upper(b)
     if method == "spearman":
         _pearson_rows(np.stack([u, v]))  # same check of constant RDMs as for Pearson
-        return float(spearmanr(u, v).statistic)
+        return float(spearmanr(u, v)[0])  # [0]: also on scipy < 1.9
     return float(_pearson_rows(np.stack([u, v]))[0, 1])
 
 
