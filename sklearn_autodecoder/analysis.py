@@ -540,15 +540,18 @@ def layer_activations(estimator, X, *, layers="blocks", batch_size=256):
             f"{type(estimator).__name__} has neither a latent table (embedding_) nor an "
             "encoder (encoder_); layer_activations reads auto-decoders and autoencoders."
         )
-    X = estimator._validate_X(X, reset=False)
+    # Validated and converted as transform does (8-bit pixels scaled, NaN as 0).
+    data = estimator._rows(X, reset=False)
+    X_t, _ = data.host_batch(slice(None))
+    X = X_t.numpy()
     device = estimator.device_
     select = _blocks if layers == "blocks" else (lambda entries: entries)
     activations = OrderedDict()
     if is_autodecoder:
         Z = estimator.transform(X)
     else:
-        X_in = np.nan_to_num(X, nan=0.0)
-        encoder = estimator._module_for(estimator.encoder_, X.dtype)
+        X_in = X
+        encoder = estimator._module_for(estimator.encoder_, data.dtype)
         dtype = next(encoder.parameters()).dtype
         Z, entries = _record(encoder, torch.as_tensor(X_in), "encoder", batch_size, device, dtype)
         activations["input"] = X_in
@@ -556,7 +559,7 @@ def layer_activations(estimator, X, *, layers="blocks", batch_size=256):
         for name, _, values in select(entries)[:-1]:
             activations[name] = values
     activations["latent"] = Z
-    decoder = estimator._decoder_for(X.dtype)
+    decoder = estimator._decoder_for(data.dtype)
     dtype = next(decoder.parameters()).dtype
     _, entries = _record(decoder, torch.as_tensor(Z), "decoder", batch_size, device, dtype)
     for name, _, values in select(entries):
