@@ -206,7 +206,7 @@ def _get(batch, key):
     return None
 
 
-def load_cifar10_batch(path):
+def load_cifar10_batch(path, *, dtype="float32"):
     """Load one CIFAR-10 batch in the "python version" pickle format.
 
     Parameters
@@ -216,11 +216,13 @@ def load_cifar10_batch(path):
         dict with ``b"data"`` (uint8, shape ``(n, 3072)``, channel-first
         row-major) and ``b"labels"``. Only numpy arrays and builtin
         containers are unpickled.
+    dtype : {"float32", "uint8"}, default="float32"
+        "float32" scales the pixels to [0, 1]; "uint8" keeps the raw pixels.
 
     Returns
     -------
-    X : ndarray of shape (n_samples, 3072), dtype float32
-        Images flattened as ``(3, 32, 32)``, scaled to [0, 1].
+    X : ndarray of shape (n_samples, 3072), dtype float32 or uint8
+        Images flattened as ``(3, 32, 32)``.
     y : ndarray of shape (n_samples,), dtype int64
         Labels 0 to 9.
 
@@ -245,10 +247,10 @@ def load_cifar10_batch(path):
             f"{name!r}: expected uint8 data of shape (n, 3072), got {data.shape} "
             f"of {data.dtype}."
         )
-    return _to_unit_float(data), _labels(labels, len(data), name)
+    return _flat_images(data, dtype), _labels(labels, len(data), name)
 
 
-def load_cifar10(directory, train=True):
+def load_cifar10(directory, train=True, *, dtype="float32"):
     """Load the CIFAR-10 training or test set from the python-format files.
 
     Parameters
@@ -259,11 +261,13 @@ def load_cifar10(directory, train=True):
     train : bool, default=True
         True concatenates the five training batches (50,000 images); False
         reads ``test_batch`` (10,000 images).
+    dtype : {"float32", "uint8"}, default="float32"
+        "float32" scales the pixels to [0, 1]; "uint8" keeps the raw pixels.
 
     Returns
     -------
-    X : ndarray of shape (n_samples, 3072), dtype float32
-        Images flattened as ``(3, 32, 32)``, scaled to [0, 1].
+    X : ndarray of shape (n_samples, 3072), dtype float32 or uint8
+        Images flattened as ``(3, 32, 32)``.
     y : ndarray of shape (n_samples,), dtype int64
         Labels 0 to 9.
 
@@ -279,7 +283,7 @@ def load_cifar10(directory, train=True):
     missing = [n for n in names if not (directory / n).is_file()]
     if missing:
         raise FileNotFoundError(f"Missing CIFAR-10 batch files in {str(directory)!r}: {missing}.")
-    parts = [load_cifar10_batch(directory / n) for n in names]
+    parts = [load_cifar10_batch(directory / n, dtype=dtype) for n in names]
     return np.concatenate([X for X, _ in parts]), np.concatenate([y for _, y in parts])
 
 

@@ -142,6 +142,11 @@ def test_cifar10_batch(tmp_path, str_keys):
     np.testing.assert_array_equal(X * 255, data)
     np.testing.assert_array_equal(y, [3, 1, 4, 1])
     assert y.dtype == np.int64
+    X8, _ = load_cifar10_batch(tmp_path / "b", dtype="uint8")
+    assert X8.dtype == np.uint8
+    np.testing.assert_array_equal(X8, data)
+    with pytest.raises(ValueError, match="dtype must be"):
+        load_cifar10_batch(tmp_path / "b", dtype="float64")
 
 
 def test_cifar10_batch_refuses_code(tmp_path):
