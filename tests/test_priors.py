@@ -16,7 +16,7 @@ from sklearn_autodecoder._priors import (
     prior_penalty,
 )
 
-COVARIANCE_TYPES = ["diag", "spherical"]
+COVARIANCE_TYPES = ["full", "diag", "spherical"]
 
 
 @pytest.fixture(scope="module")
@@ -83,16 +83,22 @@ def test_stable_and_row_independent_far_from_the_means(dtype):
 @pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
 def test_sample_statistics_match_the_parameters(covariance_type):
     prior = GaussianMixturePrior(2, 2, covariance_type=covariance_type, generator=0).double()
-    variances = [[0.25, 1.0], [4.0, 0.5]] if covariance_type == "diag" else [0.25, 4.0]
+    variances = {
+        "full": [[[1.0, 0.8], [0.8, 2.0]], [[0.5, -0.3], [-0.3, 0.4]]],
+        "diag": [[0.25, 1.0], [4.0, 0.5]],
+        "spherical": [0.25, 4.0],
+    }[covariance_type]
     prior.set_parameters([0.3, 0.7], [[-5.0, 0.0], [5.0, 2.0]], variances)
     z, y = prior.sample(40_000, generator=0)
     assert z.shape == (40_000, 2) and z.dtype == torch.float64 and y.dtype == torch.int64
     assert abs(float((y == 0).double().mean()) - 0.3) < 0.01
-    expected = prior.covariances.reshape(2, -1).expand(2, 2)
+    expected = torch.as_tensor(variances, dtype=torch.float64)
+    if covariance_type != "full":
+        expected = torch.diag_embed(expected.reshape(2, -1).expand(2, 2))
     for k in range(2):
         members = z[y == k]
         torch.testing.assert_close(members.mean(0), prior.means[k], atol=0.05, rtol=0)
-        torch.testing.assert_close(members.var(0), expected[k], rtol=0.05, atol=0)
+        torch.testing.assert_close(torch.cov(members.T), expected[k], atol=0.05, rtol=0)
 
 
 def test_seeded_and_global_rng_untouched():
@@ -108,11 +114,12 @@ def test_seeded_and_global_rng_untouched():
     assert torch.equal(torch.random.get_rng_state(), state)
 
 
-def test_gradients_reach_latents_and_parameters():
-    prior = GaussianMixturePrior(3, 4, generator=0)
+@pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
+def test_gradients_reach_latents_and_parameters(covariance_type):
+    prior = GaussianMixturePrior(3, 4, covariance_type=covariance_type, generator=0)
     z = torch.randn(8, 3, generator=torch.Generator().manual_seed(0), requires_grad=True)
     prior_loss(prior, z).backward()
-    for tensor in (z, prior.loc, prior.log_var, prior.logits):
+    for tensor in (z, *prior.parameters()):
         assert tensor.grad is not None and torch.isfinite(tensor.grad).all()
         assert tensor.grad.abs().sum() > 0
 
@@ -159,6 +166,19 @@ def test_log_variance_prior_peaks_at_its_centre():
     assert at(-1.0) > at(-0.5) > at(1.0)
     # Four entries, each a standardised distance of 1 from the centre.
     assert at(-1.0) - at(-0.5) == pytest.approx(4 * 0.5, rel=1e-9)
+
+
+def test_full_covariance_volume_is_set_by_the_log_variances():
+    # The hyper-prior acts on the conditional variances; their sum is the
+    # log-determinant whatever the off-diagonal (shape) parameters.
+    prior = GaussianMixturePrior(3, 2, covariance_type="full", generator=0).double()
+    with torch.no_grad():
+        prior.precision_offdiag.copy_(torch.randn(2, 3, 3, generator=torch.Generator().manual_seed(0)))
+    torch.testing.assert_close(torch.logdet(prior.covariances), prior.log_var.detach().sum(dim=1))
+    before = float(prior.parameter_log_prior().detach())
+    with torch.no_grad():
+        prior.precision_offdiag.mul_(3.0)
+    assert float(prior.parameter_log_prior().detach()) == before
 
 
 def test_default_variance_scales_with_radius_and_components():
@@ -230,7 +250,7 @@ def test_best_component_starts_ignore_unobserved_entries():
     [
         (dict(n_components=0), "n_components"),
         (dict(n_prior_components=2.5), "n_prior_components"),
-        (dict(covariance_type="full"), "covariance_type"),
+        (dict(covariance_type="tied"), "covariance_type"),
         (dict(mean_radius=-1.0), "mean_radius"),
         (dict(weight_concentration=0), "weight_concentration"),
         (dict(log_variance_std=float("inf")), "log_variance_std"),
@@ -253,6 +273,9 @@ def test_invalid_inputs_are_named():
         prior.set_parameters([0.5, 0.25, 0.25], torch.zeros(3, 2), torch.ones(3))
     with pytest.raises(ValueError, match="positive"):
         prior.set_parameters([0.5, 0.5, 0.0], torch.zeros(3, 2), torch.ones(3, 2))
+    full = GaussianMixturePrior(2, 1, covariance_type="full", generator=0)
+    with pytest.raises(ValueError, match="positive definite"):
+        full.set_parameters([1.0], torch.zeros(1, 2), [[[1.0, 2.0], [2.0, 1.0]]])
     with pytest.raises(ValueError, match="n_starts"):
         best_component_starts(torch.nn.Identity(), torch.zeros(1, 2), None, prior, loss="mse", n_starts=4)
 
