@@ -19,8 +19,10 @@ What is adopted from the DGD code (multiDGD, bulkDGD), and why
   scikit-learn's ``precisions_cholesky_``), whose diagonal is
   ``exp(-log_var / 2)``: ``log_var`` are then conditional variances, whose
   sum fixes the component's volume, and the hyper-prior on them leaves the
-  shape free. On MNIST a full-covariance mixture clusters far better than a
-  diagonal one (see benchmarks/bench_prior.py).
+  shape free. Measured on MNIST (benchmarks/bench_prior.py): sklearn's
+  full-covariance mixture on PCA(20) clusters far better than its diagonal
+  one, but as a trained prior "full" did worse than "diag" (its free shapes
+  stretched over several digits), hence "diag" by default.
 * Hyper-priors on the mixture's own parameters (:meth:`~GaussianMixturePrior.
   parameter_log_prior`):
 
