@@ -1,0 +1,561 @@
+"""Latent priors: a Gaussian mixture learned jointly with the decoder (DGD).
+
+The Deep Generative Decoder (DGD; Schuster, Krogh et al.) puts a Gaussian
+mixture on the auto-decoder's latents and learns its means, variances and
+weights together with the decoder and the latent table. The auto-decoder
+then becomes a generative model (decode draws from the mixture), a
+clustering model (each sample's most likely component), and inference gets
+well-placed, deterministic starts: the decoded component means.
+
+What is adopted from the DGD code (multiDGD, bulkDGD), and why
+---------------------------------------------------------------
+* Mixture parameters: means ``(K, m)``, log-variances ``(K, m)`` ("diag",
+  "full") or ``(K, 1)`` ("spherical"), and unconstrained weight logits
+  ``(K,)`` whose softmax gives the weights. Log-variances keep the
+  variances positive without constraints (DGD stores the negative
+  log-variance; the sign does not matter for a Gaussian hyper-prior).
+  "full" (not in the DGD code) adds the strictly upper part of each
+  component's precision Cholesky factor ``P`` (``Sigma^-1 = P P^T``, as
+  scikit-learn's ``precisions_cholesky_``), whose diagonal is
+  ``exp(-log_var / 2)``: ``log_var`` are then conditional variances, whose
+  sum fixes the component's volume, and the hyper-prior on them leaves the
+  shape free. Measured on MNIST (benchmarks/bench_prior.py): sklearn's
+  full-covariance mixture on PCA(20) clusters far better than its diagonal
+  one, but as a trained prior "full" did worse than "diag" (its free shapes
+  stretched over several digits), hence "diag" by default.
+* Hyper-priors on the mixture's own parameters (:meth:`~GaussianMixturePrior.
+  parameter_log_prior`):
+
+  - a "softball" on each mean: uniform inside a ball of radius
+    ``mean_radius`` with a soft, differentiable edge,
+    ``log p(mu) = -log vol(B_R) - softplus(sharpness * (|mu| / R - 1))``.
+    It fixes the latent space's overall scale (the decoder could otherwise
+    absorb any scaling) without pulling the means towards the origin;
+  - a Dirichlet(``weight_concentration``) on the weights: flat for 1, and
+    for values above 1 it discourages components that lose all their
+    samples;
+  - a Gaussian on each log-variance, centred at ``log_variance_mean`` with
+    standard deviation ``log_variance_std``. Without it the mixture can
+    gain an unbounded log-density by shrinking a component's variance
+    while the decoder rescales (collapse).
+
+How the terms are scaled in a training objective
+------------------------------------------------
+The package sums reconstruction losses over a sample's features and over
+the samples of a batch (see :mod:`._losses`). The prior keeps that unit, a
+sum of nats per sample, so that its weight relative to the reconstruction
+is the Bayesian one (an MSE loss is a Gaussian negative log-likelihood up
+to its variance; BCE is a Bernoulli one exactly):
+
+* per sample: ``-log p(z_i)``, the mixture's negative log-density
+  (:func:`prior_penalty`). It depends on the sample's own latent only, so
+  inference stays row-independent;
+* per batch: ``-parameter_weight * len(batch) * log p(theta)`` for the
+  hyper-prior (:func:`prior_loss`). The DGD code adds the hyper-prior to
+  every sample's density, i.e. ``parameter_weight=1``: over an epoch it
+  counts ``n_train`` times. An exact MAP estimate counts it once per epoch,
+  ``parameter_weight=1 / n_train``. The DGD weighting is much stronger; it
+  holds the variances near ``log_variance_mean``, which is what prevents
+  the collapse above when the decoder is flexible.
+"""
+
+import math
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+COVARIANCE_TYPES = ("full", "diag", "spherical")
+# Lloyd iterations of init_from after its k-means++ seeding.
+INIT_LLOYD_ITERATIONS = 10
+# Variances from init_from are at least this fraction of the data's mean variance.
+INIT_VARIANCE_FLOOR = 1e-3
+
+
+def _check_positive(name, value):
+    if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
+        raise ValueError(f"{name} must be a positive finite number, got {value!r}.")
+
+
+def _check_count(name, value):
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{name} must be a positive integer, got {value!r}.")
+
+
+def _as_generator(generator):
+    """A local ``torch.Generator``: given, seeded from an int, or seeded from the OS."""
+    if isinstance(generator, torch.Generator):
+        return generator
+    local = torch.Generator()
+    if generator is None:
+        local.seed()  # fresh entropy; torch's global RNG is not used
+    else:
+        local.manual_seed(int(generator))
+    return local
+
+
+def _uniform_in_ball(n, dim, radius, generator):
+    """``n`` points drawn uniformly in the ``dim``-ball of ``radius`` (CPU, float32)."""
+    direction = torch.randn(n, dim, generator=generator)
+    direction /= direction.norm(dim=1, keepdim=True).clamp_min(1e-12)
+    length = radius * torch.rand(n, 1, generator=generator) ** (1.0 / dim)
+    return direction * length
+
+
+class GaussianMixturePrior(nn.Module):
+    """Gaussian mixture prior on latent vectors, with DGD hyper-priors.
+
+    Parameters
+    ----------
+    n_components : int
+        Size of the latent vectors, m.
+    n_prior_components : int, default=10
+        Number of mixture components, K.
+    covariance_type : {"full", "diag", "spherical"}, default="diag"
+        "full": a full covariance matrix per component; "diag": one variance
+        per component and latent dimension; "spherical": one variance per
+        component.
+    mean_radius : float, default=2.0
+        Radius of the softball hyper-prior on the means: the latents' scale.
+    mean_sharpness : float, default=5.0
+        Steepness of the softball's edge (DGD's "hardness").
+    weight_concentration : float, default=1.0
+        Dirichlet concentration alpha of the weights' hyper-prior; 1 is flat,
+        above 1 favours equal weights.
+    log_variance_mean : float, default=None
+        Centre of the Gaussian hyper-prior on the log-variances, and their
+        initial value. None gives ``2 * log(mean_radius / n_prior_components)``:
+        a component standard deviation of ``mean_radius / K``, so that K
+        components fit in the ball without overlapping much (multiDGD uses
+        ``mean_radius / (5 K)``).
+    log_variance_std : float, default=1.0
+        Standard deviation of that hyper-prior.
+    generator : torch.Generator or int, default=None
+        Draws the initial means uniformly in the ball (as DGD). An int seeds
+        a local generator; None seeds one from the OS. torch's global RNG is
+        never used.
+
+    Attributes
+    ----------
+    loc : torch.nn.Parameter of shape (K, m)
+        Component means.
+    log_var : torch.nn.Parameter of shape (K, m) or (K, 1)
+        Log-variances ("diag" or "spherical"); for "full", minus twice the
+        log-diagonal of the precision Cholesky factors.
+    precision_offdiag : torch.nn.Parameter of shape (K, m, m)
+        Only for "full": the precision Cholesky factors' strictly upper
+        parts (entries on and below the diagonal are ignored).
+    logits : torch.nn.Parameter of shape (K,)
+        Unconstrained; ``softmax`` gives the weights.
+
+    Examples
+    --------
+    >>> import torch
+    >>> prior = GaussianMixturePrior(2, 3, generator=0)
+    >>> prior.log_prob(torch.zeros(4, 2)).shape
+    torch.Size([4])
+    >>> z, y = prior.sample(5, generator=0)
+    >>> z.shape, y.shape
+    (torch.Size([5, 2]), torch.Size([5]))
+    """
+
+    def __init__(
+        self,
+        n_components,
+        n_prior_components=10,
+        *,
+        covariance_type="diag",
+        mean_radius=2.0,
+        mean_sharpness=5.0,
+        weight_concentration=1.0,
+        log_variance_mean=None,
+        log_variance_std=1.0,
+        generator=None,
+    ):
+        super().__init__()
+        _check_count("n_components", n_components)
+        _check_count("n_prior_components", n_prior_components)
+        if covariance_type not in COVARIANCE_TYPES:
+            raise ValueError(
+                f"covariance_type must be one of {COVARIANCE_TYPES}, got {covariance_type!r}."
+            )
+        _check_positive("mean_radius", mean_radius)
+        _check_positive("mean_sharpness", mean_sharpness)
+        _check_positive("weight_concentration", weight_concentration)
+        _check_positive("log_variance_std", log_variance_std)
+        if log_variance_mean is None:
+            log_variance_mean = 2 * math.log(mean_radius / n_prior_components)
+        elif not math.isfinite(log_variance_mean):
+            raise ValueError(f"log_variance_mean must be finite, got {log_variance_mean!r}.")
+        self.n_components = n_components
+        self.n_prior_components = n_prior_components
+        self.covariance_type = covariance_type
+        self.mean_radius = float(mean_radius)
+        self.mean_sharpness = float(mean_sharpness)
+        self.weight_concentration = float(weight_concentration)
+        self.log_variance_mean = float(log_variance_mean)
+        self.log_variance_std = float(log_variance_std)
+
+        K, m = n_prior_components, n_components
+        means = _uniform_in_ball(K, m, self.mean_radius, _as_generator(generator))
+        self.loc = nn.Parameter(means)
+        width = 1 if covariance_type == "spherical" else m
+        self.log_var = nn.Parameter(torch.full((K, width), self.log_variance_mean))
+        if covariance_type == "full":
+            self.precision_offdiag = nn.Parameter(torch.zeros(K, m, m))
+        self.logits = nn.Parameter(torch.zeros(K))
+
+    # ---- the fitted mixture, in sklearn.mixture.GaussianMixture's shapes -----------
+
+    @property
+    def weights(self):
+        """Mixture weights, shape (K,) (detached)."""
+        return torch.softmax(self.logits.detach(), dim=0)
+
+    @property
+    def means(self):
+        """Component means, shape (K, m) (detached copy)."""
+        return self.loc.detach().clone()
+
+    @property
+    def covariances(self):
+        """Covariances (detached), in sklearn's shapes.
+
+        (K, m, m) matrices for "full", (K, m) variances for "diag", (K,) for
+        "spherical".
+        """
+        if self.covariance_type == "full":
+            inverse = self._inverse_precision_cholesky().detach()  # Sigma = Q^T Q
+            return inverse.transpose(1, 2) @ inverse
+        variances = self.log_var.detach().exp()
+        return variances if self.covariance_type == "diag" else variances[:, 0]
+
+    def _precision_cholesky(self):
+        """Upper-triangular P with ``Sigma^-1 = P P^T``, shape (K, m, m) ("full" only)."""
+        diagonal = torch.diag_embed(torch.exp(-0.5 * self.log_var))
+        return diagonal + torch.triu(self.precision_offdiag, diagonal=1)
+
+    def _inverse_precision_cholesky(self):
+        """``Q = P^-1`` (upper triangular): ``Sigma = Q^T Q``, and ``eps @ Q`` samples."""
+        P = self._precision_cholesky()
+        eye = torch.eye(self.n_components, dtype=P.dtype, device=P.device).expand_as(P)
+        return torch.linalg.solve_triangular(P, eye, upper=True)
+
+    @torch.no_grad()
+    def set_parameters(self, weights, means, covariances):
+        """Set the mixture from weights, means and variances (sklearn's shapes).
+
+        Parameters
+        ----------
+        weights : array-like of shape (K,)
+            Positive; normalised here.
+        means : array-like of shape (K, m)
+        covariances : array-like of shape (K, m, m), (K, m) or (K,)
+            Symmetric positive definite matrices ("full"), positive
+            variances ("diag") or one positive variance per component
+            ("spherical").
+
+        Returns
+        -------
+        self
+        """
+        K, m = self.n_prior_components, self.n_components
+        like = dict(dtype=self.loc.dtype, device=self.loc.device)
+        weights = torch.as_tensor(weights, **like)
+        means = torch.as_tensor(means, **like)
+        variances = torch.as_tensor(covariances, **like)
+        expected = {"full": (K, m, m), "diag": (K, m), "spherical": (K,)}[self.covariance_type]
+        if weights.shape != (K,) or means.shape != (K, m) or variances.shape != expected:
+            raise ValueError(
+                f"Expected weights {(K,)}, means {(K, m)} and covariances {expected}; got "
+                f"{tuple(weights.shape)}, {tuple(means.shape)} and {tuple(variances.shape)}."
+            )
+        if self.covariance_type == "full":
+            # sklearn's route: Sigma = L L^T, then P = (L^-1)^T is upper triangular.
+            L, info = torch.linalg.cholesky_ex(variances)
+            if bool((info != 0).any()):
+                raise ValueError("covariances must be symmetric positive definite.")
+            eye = torch.eye(m, **like).expand(K, m, m)
+            P = torch.linalg.solve_triangular(L, eye, upper=False).transpose(1, 2)
+            variances = torch.diagonal(P, dim1=1, dim2=2) ** -2
+            self.precision_offdiag.copy_(torch.triu(P, diagonal=1))
+        if not (bool((weights > 0).all()) and bool((variances > 0).all())):
+            raise ValueError("weights and covariances must be positive.")
+        self.logits.copy_(weights.log() - weights.sum().log())
+        self.loc.copy_(means)
+        self.log_var.copy_(variances.log().reshape(K, -1))
+        return self
+
+    # ---- densities -----------------------------------------------------------------
+
+    def _check_latents(self, z):
+        if not torch.is_tensor(z) or z.ndim != 2 or z.shape[1] != self.n_components:
+            shape = tuple(z.shape) if torch.is_tensor(z) else type(z).__name__
+            raise ValueError(
+                f"Expected latents of shape (n_samples, {self.n_components}), got {shape}."
+            )
+
+    def component_log_prob(self, z):
+        """``log w_k + log N(z_i; mu_k, Sigma_k)`` for every sample and component.
+
+        Differences to the means are formed first (n, K, m), which stays
+        precise when a latent sits close to a mean; "diag" and "spherical"
+        then work element-wise (each row exact, whatever the batch), "full"
+        multiplies by the precision Cholesky factors.
+
+        Parameters
+        ----------
+        z : torch.Tensor of shape (n_samples, m)
+
+        Returns
+        -------
+        log_prob : torch.Tensor of shape (n_samples, K)
+        """
+        self._check_latents(z)
+        log_var = self.log_var.expand(-1, self.n_components)  # (K, m)
+        diff = z.unsqueeze(1) - self.loc  # (n, K, m)
+        if self.covariance_type == "full":
+            whitened = torch.einsum("nkm,kmj->nkj", diff, self._precision_cholesky())
+            mahalanobis = (whitened * whitened).sum(dim=2)
+        else:
+            mahalanobis = (diff * diff * torch.exp(-log_var)).sum(dim=2)
+        log_norm = -0.5 * (log_var.sum(dim=1) + self.n_components * math.log(2 * math.pi))
+        return torch.log_softmax(self.logits, dim=0) + log_norm - 0.5 * mahalanobis
+
+    def log_prob(self, z):
+        """Log-density of each latent under the mixture, shape (n_samples,).
+
+        ``logsumexp`` over the components: stable for latents far from every
+        mean. The hyper-prior is not included (see :meth:`parameter_log_prior`).
+        """
+        return torch.logsumexp(self.component_log_prob(z), dim=1)
+
+    def responsibilities(self, z):
+        """Posterior component probabilities ``p(k | z_i)``, shape (n_samples, K)."""
+        return torch.softmax(self.component_log_prob(z), dim=1)
+
+    def forward(self, z):
+        """Same as :meth:`log_prob`."""
+        return self.log_prob(z)
+
+    # ---- hyper-priors -----------------------------------------------------------------
+
+    def parameter_log_prior(self):
+        """Log-density of the mixture's own parameters under the DGD hyper-priors.
+
+        The sum of a softball on each mean, a Dirichlet on the weights and a
+        Gaussian on each log-variance entry (see the module's notes); the
+        softball's normaliser is the ball's volume (exact for a hard edge).
+        Finite for any parameter values.
+
+        Returns
+        -------
+        log_prior : torch.Tensor, scalar
+        """
+        K, m = self.n_prior_components, self.n_components
+        R, alpha = self.mean_radius, self.weight_concentration
+        # Softball: uniform on the m-ball (log of one over its volume), with a
+        # logistic edge at |mu| = R.
+        log_inv_volume = math.lgamma(1 + m / 2) - m * (math.log(R) + 0.5 * math.log(math.pi))
+        norms = self.loc.norm(dim=1)
+        means = (log_inv_volume - F.softplus(self.mean_sharpness * (norms / R - 1))).sum()
+        # Dirichlet(alpha, ..., alpha) on the weights.
+        log_weights = torch.log_softmax(self.logits, dim=0)
+        weights = math.lgamma(K * alpha) - K * math.lgamma(alpha) + (alpha - 1) * log_weights.sum()
+        # Gaussian on every log-variance entry ("full": the conditional
+        # variances, which fix each component's volume; its shape is free).
+        s = self.log_variance_std
+        standardised = (self.log_var - self.log_variance_mean) / s
+        log_vars = (-0.5 * standardised**2 - math.log(s * math.sqrt(2 * math.pi))).sum()
+        return means + weights + log_vars
+
+    # ---- sampling and initialisation -----------------------------------------------
+
+    @torch.no_grad()
+    def sample(self, n_samples, generator=None):
+        """Draw latents from the mixture.
+
+        Parameters
+        ----------
+        n_samples : int
+        generator : torch.Generator or int, default=None
+            The only source of randomness (on the CPU); an int seeds a local
+            generator. torch's global RNG is never used.
+
+        Returns
+        -------
+        z : torch.Tensor of shape (n_samples, m)
+            In the prior's dtype and on its device.
+        y : torch.Tensor of int64, shape (n_samples,)
+            The component each latent was drawn from.
+        """
+        _check_count("n_samples", n_samples)
+        generator = _as_generator(generator)
+        weights = self.weights.cpu().double()
+        y = torch.multinomial(weights, n_samples, replacement=True, generator=generator)
+        noise = torch.randn(n_samples, self.n_components, generator=generator, dtype=torch.float64)
+        if self.covariance_type == "full":
+            Q = self._inverse_precision_cholesky().detach().cpu().double()
+            offsets = torch.einsum("nm,nmj->nj", noise, Q[y])  # covariance Q^T Q
+        else:
+            std = (0.5 * self.log_var.detach().cpu().double()).exp()
+            offsets = std.expand(-1, self.n_components)[y] * noise
+        z = self.loc.detach().cpu().double()[y] + offsets
+        like = dict(dtype=self.loc.dtype, device=self.loc.device)
+        return z.to(**like), y.to(self.loc.device)
+
+    @torch.no_grad()
+    def init_from(self, latents, generator=None):
+        """Initialise the mixture from latent vectors (k-means++ then Lloyd).
+
+        The means are seeded by k-means++ (distance-squared sampling with
+        ``generator``) and refined by a few Lloyd iterations; the weights are
+        the clusters' shares and the covariances the clusters' own (full,
+        diagonal or averaged over dimensions), floored at a small fraction of
+        the latents' mean variance. Deterministic given ``generator``.
+
+        Parameters
+        ----------
+        latents : torch.Tensor of shape (n_samples, m)
+            At least K rows, e.g. the training latents after a warm-up.
+        generator : torch.Generator or int, default=None
+            Source of the seeding's randomness; an int seeds a local generator.
+
+        Returns
+        -------
+        self
+        """
+        self._check_latents(latents)
+        K = self.n_prior_components
+        if len(latents) < K:
+            raise ValueError(f"init_from needs at least n_prior_components={K} latents, got {len(latents)}.")
+        generator = _as_generator(generator)
+        Z = latents.detach().cpu().double()
+        centres = Z[torch.randint(len(Z), (1,), generator=generator)]
+        for _ in range(1, K):
+            d2 = torch.cdist(Z, centres).min(dim=1).values ** 2
+            if float(d2.sum()) == 0:  # fewer distinct points than components
+                pick = torch.randint(len(Z), (1,), generator=generator)
+            else:
+                pick = torch.multinomial(d2 / d2.sum(), 1, generator=generator)
+            centres = torch.cat([centres, Z[pick]])
+        for _ in range(INIT_LLOYD_ITERATIONS):
+            labels = torch.cdist(Z, centres).argmin(dim=1)
+            for k in range(K):
+                members = Z[labels == k]
+                if len(members):
+                    centres[k] = members.mean(dim=0)
+        labels = torch.cdist(Z, centres).argmin(dim=1)
+        floor = INIT_VARIANCE_FLOOR * float(Z.var(dim=0).mean().clamp_min(1e-12))
+        counts = torch.bincount(labels, minlength=K).double()
+        m = self.n_components
+        covariances = torch.empty(K, m, m, dtype=torch.float64)
+        for k in range(K):
+            members = Z[labels == k] if int(counts[k]) > 1 else Z
+            centred = members - members.mean(dim=0)
+            covariances[k] = centred.T @ centred / len(members)
+        if self.covariance_type == "full":
+            variances = covariances + floor * torch.eye(m, dtype=torch.float64)
+        else:
+            variances = torch.diagonal(covariances, dim1=1, dim2=2).clamp_min(floor)
+            if self.covariance_type == "spherical":
+                variances = variances.mean(dim=1)
+        return self.set_parameters((counts + 1) / (counts.sum() + K), centres, variances)
+
+
+# ---- the terms the training and inference code use -----------------------------------
+
+
+def prior_penalty(prior, z):
+    """Per-sample penalty ``-log p(z_i)`` of the latents under ``prior``.
+
+    Row-independent: row i depends on ``z[i]`` only, so it can be added to
+    the per-sample reconstruction losses of inference.
+
+    Parameters
+    ----------
+    prior : GaussianMixturePrior
+    z : torch.Tensor of shape (n_samples, m)
+
+    Returns
+    -------
+    penalty : torch.Tensor of shape (n_samples,)
+    """
+    return -prior.log_prob(z)
+
+
+def prior_loss(prior, z, parameter_weight=1.0):
+    """The prior's part of a training batch's objective (a scalar to minimise).
+
+    ``sum_i -log p(z_i) - parameter_weight * len(z) * log p(theta)``: the
+    batch's latents under the mixture plus the hyper-prior of the mixture's
+    parameters, in the package's unit (nats summed over the batch's samples,
+    like the reconstruction losses).
+
+    Parameters
+    ----------
+    prior : GaussianMixturePrior
+    z : torch.Tensor of shape (batch_size, m)
+        The batch's latents.
+    parameter_weight : float, default=1.0
+        Weight of the hyper-prior per sample. 1 is the DGD code's choice (the
+        hyper-prior counted with every sample); ``1 / n_train`` counts it
+        once per epoch (the exact MAP objective).
+
+    Returns
+    -------
+    loss : torch.Tensor, scalar
+    """
+    return prior_penalty(prior, z).sum() - parameter_weight * len(z) * prior.parameter_log_prior()
+
+
+@torch.no_grad()
+def best_component_starts(decoder, x, mask, prior, *, loss, n_starts=1, references=None):
+    """The component means that best explain each sample: inference starts.
+
+    Each component mean is decoded; a sample's score for component k is the
+    reconstruction loss of the decoded mean on the sample's observed
+    entries plus ``-log p(mu_k)`` under the mixture. The ``n_starts`` best
+    means per sample are returned (multiDGD's ``learn_new_representations``
+    start). Deterministic, and each row depends on its own sample only.
+
+    Parameters
+    ----------
+    decoder : callable
+        Maps (K, m) latents to (K, n_features) reconstructions (any trailing
+        shape is flattened); called once, without gradients. Put it in eval
+        mode first (e.g. with :func:`~._inference.frozen`).
+    x : torch.Tensor of shape (n_samples, n_features)
+        Samples; entries where ``mask`` is False are ignored.
+    mask : torch.Tensor of bool of the same shape, or None
+        True where an entry is observed.
+    prior : GaussianMixturePrior
+        In x's dtype and on its device.
+    loss : {"mse", "bce"}
+        Reconstruction loss.
+    n_starts : int, default=1
+        Starts per sample, at most K.
+    references : torch.Tensor of shape (K, n_features), default=None
+        Decoded means, when already computed (saves the decoder call per
+        chunk); None decodes them.
+
+    Returns
+    -------
+    components : torch.Tensor of int64, shape (n_samples, n_starts)
+        Component indices, best first.
+    z0 : torch.Tensor of shape (n_samples, n_starts, m)
+        The corresponding means.
+    """
+    from ._inference import pairwise_losses  # here: _inference may import this module
+
+    K = prior.n_prior_components
+    if isinstance(n_starts, bool) or not isinstance(n_starts, int) or not 1 <= n_starts <= K:
+        raise ValueError(f"n_starts must be an integer in [1, n_prior_components={K}], got {n_starts!r}.")
+    means = prior.loc.detach()
+    if references is None:
+        references = decoder(means)
+    references = references.reshape(K, -1).to(x.dtype)
+    scores = pairwise_losses(x, mask, references, loss) - prior.log_prob(means).to(x.dtype)
+    # A stable sort: ties keep the component order, whatever the chunk.
+    components = torch.sort(scores, dim=1, stable=True).indices[:, :n_starts]
+    return components, means[components]

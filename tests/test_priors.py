@@ -1,0 +1,290 @@
+"""The Gaussian-mixture latent prior: densities, sampling, hyper-priors, starts."""
+
+import math
+import pickle
+
+import numpy as np
+import pytest
+import torch
+from sklearn.mixture import GaussianMixture
+
+from sklearn_autodecoder._inference import pairwise_losses
+from sklearn_autodecoder._priors import (
+    GaussianMixturePrior,
+    best_component_starts,
+    prior_loss,
+    prior_penalty,
+)
+
+COVARIANCE_TYPES = ["full", "diag", "spherical"]
+
+
+@pytest.fixture(scope="module")
+def blobs():
+    """Three separated 3-D clusters of unequal size and spread."""
+    rng = np.random.RandomState(0)
+    centres = np.array([[0.0, 0.0, 0.0], [4.0, 0.0, 1.0], [0.0, 5.0, -2.0]])
+    scales = np.array([[0.5, 1.0, 0.3], [1.0, 0.4, 0.6], [0.7, 0.7, 0.7]])
+    sizes = [150, 100, 50]
+    X = np.vstack([c + s * rng.randn(n, 3) for c, s, n in zip(centres, scales, sizes)])
+    return X, np.repeat(np.arange(3), sizes)
+
+
+def _prior_like(gm, covariance_type):
+    """A float64 prior holding the parameters of a fitted sklearn mixture."""
+    K, m = gm.means_.shape
+    prior = GaussianMixturePrior(m, K, covariance_type=covariance_type, generator=0).double()
+    return prior.set_parameters(gm.weights_, gm.means_, gm.covariances_)
+
+
+@pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
+def test_density_and_responsibilities_match_sklearn(blobs, covariance_type):
+    X, _ = blobs
+    gm = GaussianMixture(3, covariance_type=covariance_type, random_state=0).fit(X)
+    prior = _prior_like(gm, covariance_type)
+    Z = torch.as_tensor(X)
+    np.testing.assert_allclose(prior.log_prob(Z).detach().numpy(), gm.score_samples(X), rtol=1e-10)
+    np.testing.assert_allclose(prior.responsibilities(Z).detach().numpy(), gm.predict_proba(X), atol=1e-10)
+    # The fitted attributes come back in sklearn's shapes.
+    np.testing.assert_allclose(prior.weights.numpy(), gm.weights_, rtol=1e-12)
+    np.testing.assert_allclose(prior.means.numpy(), gm.means_, rtol=1e-12)
+    np.testing.assert_allclose(prior.covariances.numpy(), gm.covariances_, rtol=1e-12)
+
+
+def test_component_log_prob_is_weighted_gaussian():
+    prior = GaussianMixturePrior(2, 2, generator=0).double()
+    prior.set_parameters([0.25, 0.75], [[0.0, 0.0], [1.0, -1.0]], [[1.0, 4.0], [0.5, 0.5]])
+    z = torch.tensor([[0.5, 0.5]], dtype=torch.float64)
+
+    def normal(x, mean, var):
+        return -0.5 * ((x - mean) ** 2 / var + math.log(2 * math.pi * var))
+
+    expected = [
+        math.log(0.25) + normal(0.5, 0.0, 1.0) + normal(0.5, 0.0, 4.0),
+        math.log(0.75) + normal(0.5, 1.0, 0.5) + normal(0.5, -1.0, 0.5),
+    ]
+    np.testing.assert_allclose(prior.component_log_prob(z)[0].detach().numpy(), expected, rtol=1e-12)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_stable_and_row_independent_far_from_the_means(dtype):
+    prior = GaussianMixturePrior(4, 5, generator=0).to(dtype)
+    z = torch.randn(30, 4, generator=torch.Generator().manual_seed(1), dtype=dtype) * 1e3
+    log_p = prior.log_prob(z)
+    assert log_p.dtype == dtype and torch.isfinite(log_p).all()
+    resp = prior.responsibilities(z)
+    assert torch.isfinite(resp).all()
+    torch.testing.assert_close(resp.sum(dim=1), torch.ones(30, dtype=dtype))
+    # Each row depends on its own latent only, bit for bit.
+    assert torch.equal(prior.log_prob(z[7:9]), log_p[7:9])
+    assert torch.equal(prior_penalty(prior, z[:1]), -log_p[:1])
+
+
+@pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
+def test_sample_statistics_match_the_parameters(covariance_type):
+    prior = GaussianMixturePrior(2, 2, covariance_type=covariance_type, generator=0).double()
+    variances = {
+        "full": [[[1.0, 0.8], [0.8, 2.0]], [[0.5, -0.3], [-0.3, 0.4]]],
+        "diag": [[0.25, 1.0], [4.0, 0.5]],
+        "spherical": [0.25, 4.0],
+    }[covariance_type]
+    prior.set_parameters([0.3, 0.7], [[-5.0, 0.0], [5.0, 2.0]], variances)
+    z, y = prior.sample(40_000, generator=0)
+    assert z.shape == (40_000, 2) and z.dtype == torch.float64 and y.dtype == torch.int64
+    assert abs(float((y == 0).double().mean()) - 0.3) < 0.01
+    expected = torch.as_tensor(variances, dtype=torch.float64)
+    if covariance_type != "full":
+        expected = torch.diag_embed(expected.reshape(2, -1).expand(2, 2))
+    for k in range(2):
+        members = z[y == k]
+        torch.testing.assert_close(members.mean(0), prior.means[k], atol=0.05, rtol=0)
+        torch.testing.assert_close(torch.cov(members.T), expected[k], atol=0.05, rtol=0)
+
+
+def test_seeded_and_global_rng_untouched():
+    state = torch.random.get_rng_state()
+    prior = GaussianMixturePrior(3, 4, generator=1)
+    again = GaussianMixturePrior(3, 4, generator=torch.Generator().manual_seed(1))
+    assert torch.equal(prior.loc, again.loc)
+    z1, y1 = prior.sample(50, generator=torch.Generator().manual_seed(5))
+    z2, y2 = prior.sample(50, generator=5)
+    assert torch.equal(z1, z2) and torch.equal(y1, y2)
+    assert not torch.equal(z1, prior.sample(50, generator=6)[0])
+    prior.init_from(torch.randn(60, 3, generator=torch.Generator().manual_seed(0)), generator=2)
+    assert torch.equal(torch.random.get_rng_state(), state)
+
+
+@pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
+def test_gradients_reach_latents_and_parameters(covariance_type):
+    prior = GaussianMixturePrior(3, 4, covariance_type=covariance_type, generator=0)
+    z = torch.randn(8, 3, generator=torch.Generator().manual_seed(0), requires_grad=True)
+    prior_loss(prior, z).backward()
+    for tensor in (z, *prior.parameters()):
+        assert tensor.grad is not None and torch.isfinite(tensor.grad).all()
+        assert tensor.grad.abs().sum() > 0
+
+
+def test_prior_loss_combines_density_and_hyper_prior():
+    prior = GaussianMixturePrior(3, 4, generator=0).double()
+    z = torch.randn(6, 3, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    expected = -prior.log_prob(z).sum() - 6 * 0.01 * prior.parameter_log_prior()
+    torch.testing.assert_close(prior_loss(prior, z, parameter_weight=0.01), expected)
+
+
+def test_softball_penalises_means_outside_the_radius():
+    prior = GaussianMixturePrior(5, 1, mean_radius=2.0, mean_sharpness=10.0, generator=0).double()
+    log_prior = {}
+    for norm in (0.0, 1.0, 1.8, 3.0, 6.0):
+        with torch.no_grad():
+            prior.loc.copy_(torch.tensor([[norm, 0, 0, 0, 0]]))
+        log_prior[norm] = float(prior.parameter_log_prior().detach())
+    assert all(math.isfinite(v) for v in log_prior.values())
+    assert abs(log_prior[0.0] - log_prior[1.0]) < 0.01  # flat well inside the ball
+    assert log_prior[1.8] > log_prior[3.0] + 3 > log_prior[6.0] + 15
+
+
+def test_dirichlet_favours_equal_weights_above_one():
+    def log_prior(alpha, weights):
+        prior = GaussianMixturePrior(2, 3, weight_concentration=alpha, generator=0).double()
+        prior.set_parameters(weights, prior.means, prior.covariances)
+        return float(prior.parameter_log_prior().detach())
+
+    equal, skewed = [1 / 3] * 3, [0.8, 0.15, 0.05]
+    assert log_prior(5.0, equal) > log_prior(5.0, skewed) + 1
+    assert log_prior(1.0, equal) == pytest.approx(log_prior(1.0, skewed), abs=1e-12)
+
+
+def test_log_variance_prior_peaks_at_its_centre():
+    prior = GaussianMixturePrior(2, 2, log_variance_mean=-1.0, log_variance_std=0.5, generator=0).double()
+    assert torch.equal(prior.log_var, torch.full((2, 2), -1.0, dtype=torch.float64))
+
+    def at(value):
+        with torch.no_grad():
+            prior.log_var.fill_(value)
+        return float(prior.parameter_log_prior().detach())
+
+    assert at(-1.0) > at(-0.5) > at(1.0)
+    # Four entries, each a standardised distance of 1 from the centre.
+    assert at(-1.0) - at(-0.5) == pytest.approx(4 * 0.5, rel=1e-9)
+
+
+def test_full_covariance_volume_is_set_by_the_log_variances():
+    # The hyper-prior acts on the conditional variances; their sum is the
+    # log-determinant whatever the off-diagonal (shape) parameters.
+    prior = GaussianMixturePrior(3, 2, covariance_type="full", generator=0).double()
+    with torch.no_grad():
+        prior.precision_offdiag.copy_(torch.randn(2, 3, 3, generator=torch.Generator().manual_seed(0)))
+    torch.testing.assert_close(torch.logdet(prior.covariances), prior.log_var.detach().sum(dim=1))
+    before = float(prior.parameter_log_prior().detach())
+    with torch.no_grad():
+        prior.precision_offdiag.mul_(3.0)
+    assert float(prior.parameter_log_prior().detach()) == before
+
+
+def test_default_variance_scales_with_radius_and_components():
+    prior = GaussianMixturePrior(3, 8, mean_radius=4.0, covariance_type="spherical", generator=0)
+    assert prior.log_var.shape == (8, 1)
+    torch.testing.assert_close(prior.covariances, torch.full((8,), (4.0 / 8) ** 2))
+    assert bool((prior.loc.norm(dim=1) <= 4.0).all())  # initial means in the ball
+
+
+@pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
+def test_init_from_finds_separated_clusters(blobs, covariance_type):
+    X, labels = blobs
+    prior = GaussianMixturePrior(3, 3, covariance_type=covariance_type, generator=0).double()
+    prior.init_from(torch.as_tensor(X), generator=0)
+    found = prior.responsibilities(torch.as_tensor(X)).argmax(dim=1).numpy()
+    from sklearn.metrics import adjusted_rand_score
+
+    assert adjusted_rand_score(labels, found) > 0.95
+    np.testing.assert_allclose(np.sort(prior.weights.numpy()), np.sort([150, 100, 50]) / 300, atol=0.02)
+    again = GaussianMixturePrior(3, 3, covariance_type=covariance_type, generator=0).double()
+    again.init_from(torch.as_tensor(X), generator=0)
+    assert torch.equal(again.loc, prior.loc) and torch.equal(again.log_var, prior.log_var)
+
+
+def _linear_decoder(prior, n_features=6):
+    decoder = torch.nn.Linear(prior.n_components, n_features).double()
+    with torch.no_grad():
+        generator = torch.Generator().manual_seed(3)
+        decoder.weight.copy_(torch.randn(n_features, prior.n_components, generator=generator))
+        decoder.bias.zero_()
+    return decoder
+
+
+def test_best_component_starts_pick_the_decoded_mean():
+    prior = GaussianMixturePrior(2, 4, mean_radius=3.0, generator=0).double()
+    decoder = _linear_decoder(prior)
+    with torch.no_grad():
+        x = decoder(prior.loc)[[2, 0, 3, 3, 1]]
+    components, z0 = best_component_starts(decoder, x, None, prior, loss="mse", n_starts=2)
+    assert components.shape == (5, 2) and z0.shape == (5, 2, 2)
+    assert components[:, 0].tolist() == [2, 0, 3, 3, 1]
+    assert torch.equal(z0[:, 0], prior.loc[[2, 0, 3, 3, 1]])
+    # The score is the reconstruction loss plus -log p(mean); the runner-up follows it.
+    with torch.no_grad():
+        scores = pairwise_losses(x, None, decoder(prior.loc), "mse") - prior.log_prob(prior.loc)
+    assert torch.equal(components, torch.sort(scores, dim=1, stable=True).indices[:, :2])
+    # Rows are independent: a chunk of one gives the same start.
+    one, _ = best_component_starts(decoder, x[3:4], None, prior, loss="mse", n_starts=2)
+    assert torch.equal(one, components[3:4])
+
+
+def test_best_component_starts_ignore_unobserved_entries():
+    prior = GaussianMixturePrior(2, 3, mean_radius=3.0, generator=0).double()
+    decoder = _linear_decoder(prior)
+    with torch.no_grad():
+        x = decoder(prior.loc)[[1]].clone()
+    mask = torch.ones_like(x, dtype=torch.bool)
+    mask[0, :3] = False
+    x[0, :3] = 1e6  # garbage in the hidden entries
+    components, _ = best_component_starts(decoder, x, mask, prior, loss="mse")
+    assert components.tolist() == [[1]]
+    references = decoder(prior.loc).detach()
+    again, _ = best_component_starts(None, x, mask, prior, loss="mse", references=references)
+    assert torch.equal(again, components)
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        (dict(n_components=0), "n_components"),
+        (dict(n_prior_components=2.5), "n_prior_components"),
+        (dict(covariance_type="tied"), "covariance_type"),
+        (dict(mean_radius=-1.0), "mean_radius"),
+        (dict(weight_concentration=0), "weight_concentration"),
+        (dict(log_variance_std=float("inf")), "log_variance_std"),
+        (dict(log_variance_mean=float("nan")), "log_variance_mean"),
+    ],
+)
+def test_invalid_settings_are_named(kwargs, message):
+    settings = dict(n_components=2, n_prior_components=3, generator=0) | kwargs
+    with pytest.raises(ValueError, match=message):
+        GaussianMixturePrior(**settings)
+
+
+def test_invalid_inputs_are_named():
+    prior = GaussianMixturePrior(2, 3, generator=0)
+    with pytest.raises(ValueError, match=r"shape \(n_samples, 2\)"):
+        prior.log_prob(torch.zeros(4, 3))
+    with pytest.raises(ValueError, match="at least n_prior_components=3"):
+        prior.init_from(torch.zeros(2, 2))
+    with pytest.raises(ValueError, match="covariances"):
+        prior.set_parameters([0.5, 0.25, 0.25], torch.zeros(3, 2), torch.ones(3))
+    with pytest.raises(ValueError, match="positive"):
+        prior.set_parameters([0.5, 0.5, 0.0], torch.zeros(3, 2), torch.ones(3, 2))
+    full = GaussianMixturePrior(2, 1, covariance_type="full", generator=0)
+    with pytest.raises(ValueError, match="positive definite"):
+        full.set_parameters([1.0], torch.zeros(1, 2), [[[1.0, 2.0], [2.0, 1.0]]])
+    with pytest.raises(ValueError, match="n_starts"):
+        best_component_starts(torch.nn.Identity(), torch.zeros(1, 2), None, prior, loss="mse", n_starts=4)
+
+
+def test_pickles_and_moves_to_float64():
+    prior = GaussianMixturePrior(3, 4, generator=0)
+    copy = pickle.loads(pickle.dumps(prior))
+    z = torch.randn(5, 3, generator=torch.Generator().manual_seed(0))
+    assert torch.equal(copy.log_prob(z), prior.log_prob(z))
+    double = copy.double()
+    assert double.log_prob(z.double()).dtype == torch.float64
+    assert double.sample(3, generator=0)[0].dtype == torch.float64
