@@ -8,11 +8,13 @@ decoder frozen) for held-out and new samples, from a deterministic start
 architecture and their parameters.
 """
 
+import math
 from functools import partial
-from numbers import Real
+from numbers import Integral, Real
 
 import numpy as np
 import torch
+from sklearn.utils import check_random_state
 
 from . import _distributed as distributed
 from ._amortized import encode, fit_encoder
@@ -25,10 +27,12 @@ from ._base import (
     positive,
     seeded_cpu_rng,
 )
-from ._compat import Interval, StrOptions
-from ._data import map_rows, output_dtype
+from ._compat import Interval, StrOptions, check_is_fitted
+from ._data import map_rows, output_dtype, slices
 from ._devices import autocast
-from ._inference import decode_in_chunks, infer_latents, nearest_latents
+from ._inference import decode_in_chunks, frozen, infer_latents, nearest_latents
+from ._losses import sample_losses
+from ._priors import COVARIANCE_TYPES, GaussianMixturePrior
 from ._sparse_optim import make_latent_optimizer
 from .nn import LatentTable
 
@@ -42,6 +46,12 @@ INIT_STRATEGIES = ("zeros", "mean", "nearest", "encoder")
 # init="nearest" compares a sample with at most this many decoded training
 # values (rows x features; 128 MiB in float32), on evenly spaced rows.
 NEAREST_MAX_VALUES = 2**25
+
+# Dirichlet concentration on the mixture weights (bulkDGD's): discourages
+# components that lose all their samples (measured in benchmarks/bench_prior.py).
+PRIOR_WEIGHT_CONCENTRATION = 5.0
+# Floor of the estimated noise variance (a perfect fit must not give -inf).
+MIN_NOISE_VARIANCE = 1e-12
 
 LATENT_SETTINGS = (
     "latent_optimizer",
@@ -82,6 +92,9 @@ class BaseAutoDecoder(BaseRepresentationEstimator):
         "init": [StrOptions(set(INIT_STRATEGIES))],
         "encoder_max_iter": [at_least_one()],
         "inference_batch_size": [at_least_one()],
+        "latent_prior": [StrOptions({"none", "gmm"})],
+        "n_prior_components": [at_least_one()],
+        "prior_covariance_type": [StrOptions(set(COVARIANCE_TYPES))],
     }
     _training_settings = TRAINING_SETTINGS
     _torch_attributes = ("decoder_", "encoder_")
@@ -139,7 +152,7 @@ class BaseAutoDecoder(BaseRepresentationEstimator):
 
         return held_out
 
-    def _store_representation(self, module, data, train, valid, generator):
+    def _store_representation(self, module, data, train, valid, generator, prior):
         """Training latents, the inference aids, then the held-out rows' latents.
 
         Held-out rows are inferred against the final decoder (the best one
@@ -147,6 +160,7 @@ class BaseAutoDecoder(BaseRepresentationEstimator):
         ``torch.distributed`` each rank contributes its shard's rows.
         """
         dtype = output_dtype(data.X)
+        self._store_prior(prior)
         train, latents = distributed.all_gather_rows(train, module.weight)
         latents = latents.numpy().astype(dtype)
         self.embedding_ = latents
@@ -163,11 +177,160 @@ class BaseAutoDecoder(BaseRepresentationEstimator):
             embedding[train] = latents
             embedding[valid] = inferred.numpy()
             self.embedding_ = embedding
+        self.__dict__.pop("noise_variance_", None)
+        if self.loss_ == "mse":  # the Gaussian noise model of score_samples
+            self.noise_variance_ = self._fit_noise_variance(data)
         if self.init == "nearest":
             latents = torch.as_tensor(self.embedding_, dtype=torch.float32)
             self._references_ = decode_in_chunks(
                 self.decoder_, latents[self._nearest_rows(len(latents))], self.inference_batch_size, self.device_
             ).cpu()
+
+    # ---- the latent prior ----------------------------------------------------------
+
+    def _make_prior(self, settings, generator):
+        """A Gaussian mixture on the latents for ``latent_prior="gmm"``, else None."""
+        if self.latent_prior == "none":
+            return None
+        return GaussianMixturePrior(
+            settings["n_components"],
+            self.n_prior_components,
+            covariance_type=self.prior_covariance_type,
+            weight_concentration=PRIOR_WEIGHT_CONCENTRATION,
+            generator=generator,
+        )
+
+    def _store_prior(self, prior):
+        """``prior_`` and its parameters in scikit-learn's GaussianMixture shapes."""
+        for name in ("prior_", "prior_weights_", "prior_means_", "prior_covariances_"):
+            self.__dict__.pop(name, None)
+        if prior is None:
+            return
+        self.prior_ = prior.eval()
+        self.prior_weights_ = prior.weights.cpu().numpy().astype(np.float64)
+        self.prior_means_ = prior.means.cpu().numpy().astype(np.float64)
+        self.prior_covariances_ = prior.covariances.cpu().numpy().astype(np.float64)
+
+    def _check_prior(self, method):
+        check_is_fitted(self)
+        if getattr(self, "prior_", None) is None:
+            raise AttributeError(
+                f"{method} needs a latent prior: fit with latent_prior='gmm'."
+            )
+
+    def _prior_for(self, dtype):
+        return self._module_for(self.prior_, dtype)
+
+    def predict_proba(self, X):
+        """Posterior probability of each mixture component for each sample.
+
+        The samples' latents are inferred with :meth:`transform`; the
+        probabilities are the prior's responsibilities at those latents.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+
+        Returns
+        -------
+        proba : ndarray of shape (n_samples, n_prior_components)
+        """
+        self._check_prior("predict_proba")
+        Z = self.transform(X)
+        prior = self._prior_for(torch.float64)
+        with torch.no_grad():
+            return prior.responsibilities(torch.as_tensor(Z, dtype=torch.float64)).numpy()
+
+    def predict(self, X):
+        """Most likely mixture component of each sample (a clustering).
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+
+        Returns
+        -------
+        labels : ndarray of shape (n_samples,)
+        """
+        return self.predict_proba(X).argmax(axis=1)
+
+    def sample(self, n_samples=1, random_state=None):
+        """Draw samples from the fitted generative model.
+
+        Latents are drawn from the mixture prior and decoded.
+
+        Parameters
+        ----------
+        n_samples : int, default=1
+        random_state : int, RandomState instance or None, default=None
+            Seeds the draw (a local generator; global RNG untouched).
+
+        Returns
+        -------
+        X : ndarray of shape (n_samples, n_features_in_)
+            Decoded samples, in the data's space (pixels in [0, 1] for the
+            image estimators, probabilities for ``loss="bce"``).
+        y : ndarray of shape (n_samples,)
+            Component of each sample.
+        """
+        self._check_prior("sample")
+        if not isinstance(n_samples, Integral) or n_samples < 1:
+            raise ValueError(f"n_samples must be a positive integer, got {n_samples!r}.")
+        seed = int(check_random_state(random_state).randint(np.iinfo(np.int32).max))
+        z, y = self.prior_.sample(int(n_samples), generator=torch.Generator().manual_seed(seed))
+        X = self.inverse_transform(z.detach().cpu().numpy().astype(np.float32))
+        return X, y.cpu().numpy()
+
+    def score_samples(self, X):
+        """Log-likelihood of each sample: reconstruction term plus latent prior.
+
+        ``log p(x | z) + log p(z)`` at the inferred latent z: for
+        ``loss="bce"`` the Bernoulli log-likelihood of the observed entries;
+        for ``loss="mse"`` a Gaussian one with the noise variance estimated
+        on the training data (``noise_variance_``). The prior term is the
+        mixture's log-density (0 without a prior).
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+
+        Returns
+        -------
+        log_likelihood : ndarray of shape (n_samples,)
+        """
+        check_is_fitted(self)
+        data = self._rows(X, reset=False)
+        decoder = self._decoder_for(data.dtype)
+        with autocast(self.precision, self.device_):
+            Z = self._encode(data, decoder)
+        prior = None if getattr(self, "prior_", None) is None else self._prior_for(data.dtype)
+        out = np.empty(len(data), dtype=np.float64)
+        with torch.no_grad(), frozen(decoder):
+            for rows, x, mask in data.batches(slices(len(data), self.inference_batch_size)):
+                z = torch.as_tensor(Z[rows], dtype=data.dtype, device=data.device)
+                out[rows] = self._log_likelihood(decoder(z).to(x.dtype), x, mask, z, prior).cpu().numpy()
+        return out
+
+    def _log_likelihood(self, x_hat, x, mask, z, prior):
+        losses = sample_losses(x_hat, x, self.loss_, mask).double()
+        if self.loss_ == "mse":
+            n_observed = (torch.ones_like(x) if mask is None else mask).sum(dim=1).double()
+            variance = self.noise_variance_
+            losses = 0.5 * losses / variance + 0.5 * n_observed * math.log(2 * math.pi * variance)
+        log_prior = 0.0 if prior is None else prior.log_prob(z).double()
+        return -losses + log_prior
+
+    def _fit_noise_variance(self, data):
+        """Mean squared error per observed training entry: the Gaussian noise model of MSE."""
+        decoder = self.decoder_
+        total, count = 0.0, 0
+        Z = torch.as_tensor(self.embedding_, dtype=torch.float32)
+        with torch.no_grad(), frozen(decoder):
+            for rows, x, mask in data.batches(slices(len(data), self.inference_batch_size)):
+                z = Z[rows].to(data.device)
+                total += float(sample_losses(decoder(z).float(), x, "mse", mask).sum())
+                count += x.numel() if mask is None else int(mask.sum())
+        return max(total / max(count, 1), MIN_NOISE_VARIANCE)
 
     def _fit_encoder(self, data, generator):
         """Train the amortised encoder of init="encoder" on the training rows.
@@ -563,6 +726,9 @@ class AutoDecoder(MLPDecoderMixin, BaseAutoDecoder):
         init="zeros",
         encoder_max_iter=20,
         inference_batch_size=256,
+        latent_prior="none",
+        n_prior_components=10,
+        prior_covariance_type="diag",
         early_stopping=False,
         validation_fraction=0.1,
         n_iter_no_change=10,
@@ -595,6 +761,9 @@ class AutoDecoder(MLPDecoderMixin, BaseAutoDecoder):
         self.init = init
         self.encoder_max_iter = encoder_max_iter
         self.inference_batch_size = inference_batch_size
+        self.latent_prior = latent_prior
+        self.n_prior_components = n_prior_components
+        self.prior_covariance_type = prior_covariance_type
         self.early_stopping = early_stopping
         self.validation_fraction = validation_fraction
         self.n_iter_no_change = n_iter_no_change
@@ -891,6 +1060,9 @@ class ConvAutoDecoder(ConvDecoderMixin, BaseAutoDecoder):
         init="zeros",
         encoder_max_iter=20,
         inference_batch_size=256,
+        latent_prior="none",
+        n_prior_components=10,
+        prior_covariance_type="diag",
         early_stopping=False,
         validation_fraction=0.1,
         n_iter_no_change=10,
@@ -921,6 +1093,9 @@ class ConvAutoDecoder(ConvDecoderMixin, BaseAutoDecoder):
         self.init = init
         self.encoder_max_iter = encoder_max_iter
         self.inference_batch_size = inference_batch_size
+        self.latent_prior = latent_prior
+        self.n_prior_components = n_prior_components
+        self.prior_covariance_type = prior_covariance_type
         self.early_stopping = early_stopping
         self.validation_fraction = validation_fraction
         self.n_iter_no_change = n_iter_no_change

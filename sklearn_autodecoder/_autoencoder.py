@@ -42,7 +42,7 @@ class BaseAutoEncoder(BaseRepresentationEstimator):
         )
         return EncoderRepresentation(encoder), optimizer, None
 
-    def _store_representation(self, module, data, train, valid, generator):
+    def _store_representation(self, module, data, train, valid, generator, prior):
         self.encoder_ = module.encoder.eval()
 
     def _loads(self, decoder, representation, settings, data):

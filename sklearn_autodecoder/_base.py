@@ -160,8 +160,12 @@ class BaseRepresentationEstimator(
         """
         raise NotImplementedError
 
-    def _store_representation(self, module, data, train, valid, generator):
-        """Keep what ``transform`` needs of the fitted representation."""
+    def _make_prior(self, settings, generator):
+        """A trainable prior module on the latents, or None (the default)."""
+        return None
+
+    def _store_representation(self, module, data, train, valid, generator, prior):
+        """Keep what ``transform`` needs of the fitted representation (and prior)."""
         raise NotImplementedError
 
     def _encode(self, data, decoder):
@@ -262,10 +266,12 @@ class BaseRepresentationEstimator(
             module, optimizer, held_out = self._make_representation(
                 decoder, train_data, settings, warm, generator, 0 if valid is None else len(valid)
             )
+            prior = self._make_prior(settings, generator)
         loads = self._loads(decoder, module, settings, train_data)
         model = RepresentationModel(
             distributed.wrap(self._compiled(module), data.device),
             distributed.wrap(self._compiled(decoder), data.device),
+            None if prior is None else prior.to(data.device),
         )
         net = self._make_net(model, optimizer, held_out, settings, data, generator)
         net.fit((train_data, None if valid is None else data.take(valid)))
@@ -283,7 +289,7 @@ class BaseRepresentationEstimator(
         # A generator every rank derives alike (the training one advanced with
         # each rank's shard size), for what is fitted after the loop.
         after = torch.Generator().manual_seed(seed + 1)
-        self._store_representation(module, data, train, valid, after)
+        self._store_representation(module, data, train, valid, after, prior)
         return self
 
     def _compiled(self, module):

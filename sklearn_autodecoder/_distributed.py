@@ -110,3 +110,19 @@ def all_gather_rows(rows, values):
     values = torch.cat([v[: int(n)] for v, n in zip(all_values, sizes)]).cpu()
     order = np.argsort(rows, kind="stable")
     return rows[order], values[torch.from_numpy(order)]
+
+
+def sum_gradients(module):
+    """Sum ``module``'s gradients over ranks (for small modules outside DDP, e.g. a prior)."""
+    if not is_active():
+        return
+    grads = [p.grad for p in module.parameters() if p.grad is not None]
+    if grads:
+        flat = torch.cat([g.reshape(-1) for g in grads])
+        device = _collective_device(flat.device)
+        flat = flat.to(device)
+        dist.all_reduce(flat)
+        offset = 0
+        for g in grads:
+            g.copy_(flat[offset : offset + g.numel()].view_as(g))
+            offset += g.numel()

@@ -26,6 +26,10 @@ from . import _distributed as distributed
 from ._data import slices
 from ._devices import autocast
 from ._losses import sample_losses
+from ._priors import prior_loss
+
+# Adam's learning rate for a latent prior's parameters (the DGD code's).
+PRIOR_LEARNING_RATE = 1e-2
 
 
 class RowBatches:
@@ -143,6 +147,10 @@ class RepresentationNet(NeuralNet):
         self.representation_optimizer_ = self.representation_optimizer(
             self.module_.representation.parameters()
         )
+        if self.module_.prior is not None:
+            self.prior_optimizer_ = torch.optim.Adam(
+                self.module_.prior.parameters(), lr=PRIOR_LEARNING_RATE
+            )
         self.scaler_ = torch.amp.GradScaler("cuda") if self.precision == "float16" else None
         return self
 
@@ -197,7 +205,10 @@ class RepresentationNet(NeuralNet):
         losses = sample_losses(x_hat.to(x.dtype), x, self.loss, mask)
         if self.latent_l2:
             losses = losses + self.latent_l2 * z.pow(2).sum(dim=1)
-        return losses.sum()
+        total = losses.sum()
+        if self.module_.prior is not None:
+            total = total + prior_loss(self.module_.prior, z.to(x.dtype))
+        return total
 
     def train_step(self, batch, **fit_params):
         # skorch passes its closure to every optimiser's step(), which with
@@ -205,6 +216,8 @@ class RepresentationNet(NeuralNet):
         # batch. One pass, then each optimiser steps on the same gradients.
         self._zero_grad_optimizer()
         step = self.train_step_single(batch, **fit_params)
+        if self.module_.prior is not None:
+            distributed.sum_gradients(self.module_.prior)  # not a DDP module: summed here
         optimizers = [getattr(self, name + "_") for name in self._optimizers]
         if self.scaler_ is not None:
             for optimizer in optimizers:

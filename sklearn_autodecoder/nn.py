@@ -161,12 +161,15 @@ class RepresentationModel(nn.Module):
 
     ``forward(index, x)`` returns ``(z, x_hat)``: the latents of the batch and
     their reconstructions, so the training loop can add a prior on ``z``.
+    ``prior`` (a module with trainable parameters, e.g. a Gaussian mixture
+    on the latents) trains with them when given.
     """
 
-    def __init__(self, representation, decoder):
+    def __init__(self, representation, decoder, prior=None):
         super().__init__()
         self.representation = representation
         self.decoder = decoder
+        self.prior = prior
 
     def forward(self, index, x):
         z = self.representation(index, x)
