@@ -3,14 +3,15 @@
 torch's intra-op pool defaults to one thread per physical core. Small models
 gain nothing from it, and when other processes (another fit, joblib workers,
 a busy loop) hold the cores, the threads of an OpenMP team wait at every
-parallel region for the one that is descheduled: the demo ran 22x slower,
-and on a loaded 2-core machine every model measured, up to a conv decoder
-with 864M multiply-adds per batch, ran 3.7x to 50x slower with 2 threads
-than with 1 (``benchmarks/bench_threads.py --sweep``). So the estimators
-choose a thread count per call (:func:`resolve_n_threads`, an
-``n_jobs``-style parameter) and apply it only while their own code runs
-(:func:`torch_threads`), as scikit-learn does with ``threadpoolctl``
-around its OpenMP and BLAS sections.
+parallel region for the one that is descheduled. On a loaded 2-core machine
+(``benchmarks/bench_threads.py``), torch's default of 2 threads against 1:
+the demo 19x slower (36x with a busy loop added), one epoch of the MNIST
+preset 4.5x, and every decoder of the 1-vs-2-thread sweep, up to 864M
+multiply-adds per batch, 1.7x to 11x. So the estimators choose a thread
+count per call (:func:`resolve_n_threads`, an ``n_jobs``-style parameter)
+and apply it only while their own code runs (:func:`torch_threads`), as
+scikit-learn does with ``threadpoolctl`` around its OpenMP and BLAS
+sections.
 """
 
 import os
@@ -29,8 +30,10 @@ __all__ = ["forward_flops", "resolve_n_threads", "torch_threads"]
 # Multiply-adds of a batch's forward pass per thread the default gives: a
 # thread needs about this much work per step to repay the synchronisation
 # at each parallel region. The demo's MLP (0.6M per batch) gets 1 thread,
-# the MNIST preset (864M per batch of 128) all free cores. An estimate: see
-# benchmarks/bench_threads.py --sweep to measure a machine's crossover.
+# the MNIST preset (864M per batch of 128) all free cores. An estimate, not
+# a measurement: no idle machine was at hand, and on a loaded one a second
+# thread never paid. benchmarks/bench_threads.py --sweep measures a
+# machine's crossover.
 FLOPS_PER_THREAD = 20_000_000
 
 # The variables torch reads, in its order, for its default thread count;
