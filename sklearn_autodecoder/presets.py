@@ -19,6 +19,7 @@ from typing import NamedTuple
 from torch import nn
 
 __all__ = [
+    "DEFAULT_SETTINGS",
     "PRESETS",
     "ConvDecoderSpec",
     "ConvLayer",
@@ -40,6 +41,32 @@ class _ReadOnlyDict(dict):
 
     def __reduce__(self):
         return type(self), (dict(self),)
+
+
+# The package's training settings: what a spec's ``defaults`` leaves out
+# falls back to these (the MLP estimators' defaults). "mse" is the loss that
+# needs nothing of the data; the MNIST preset's published "bce" is its own.
+DEFAULT_SETTINGS = _ReadOnlyDict(
+    loss="mse",
+    optimizer="adam",
+    learning_rate=1e-3,
+    weight_decay=1e-5,
+    latent_optimizer="adam",
+    latent_learning_rate=1e-2,
+    latent_momentum=0.9,
+    latent_l2=0.0,
+    max_iter=200,
+    batch_size=64,
+)
+"""Fallback training settings for the keys a :class:`ConvDecoderSpec`'s
+``defaults`` leaves out (read-only)."""
+
+# The allowed values of the settings that take a name.
+_CHOICES = {
+    "loss": ("mse", "bce"),
+    "optimizer": ("adam", "sgd"),
+    "latent_optimizer": ("adam", "sgd"),
+}
 
 
 class ConvLayer(NamedTuple):
@@ -107,22 +134,31 @@ class ConvDecoderSpec:
     linear_head : tuple of int, default=None
         ``(C0, H0, W0)`` produced by a linear layer from the latent vector.
     defaults : mapping, default={}
-        Published training settings (keys such as ``loss``,
+        Published training settings, any subset of the keys of
+        :data:`DEFAULT_SETTINGS` (``loss``, ``optimizer``,
         ``learning_rate``, ``weight_decay``, ``latent_optimizer``,
-        ``latent_learning_rate``, ``latent_momentum``, ``max_iter``,
-        ``batch_size``). Stored as a read-only copy. Learning rates assume a loss
-        summed over pixels and samples, as in the reference code.
+        ``latent_learning_rate``, ``latent_momentum``, ``latent_l2``,
+        ``max_iter``, ``batch_size``); the keys left out take the package's
+        values there (``loss="mse"`` among them). Stored as given, as a
+        read-only copy; :attr:`settings` holds the complete set. Learning
+        rates assume a loss summed over pixels and samples, as in the
+        reference code.
 
     Attributes
     ----------
     n_features : int
         ``C * H * W``, the width of a flattened image.
+    settings : dict
+        Every training setting: ``n_components``, then :data:`DEFAULT_SETTINGS`
+        updated with ``defaults``.
 
     Raises
     ------
     ValueError
-        If the layers do not produce ``image_shape`` or the latent shape does
-        not match ``n_components``.
+        If a layer is malformed, the layers do not produce ``image_shape``
+        (the message traces the shape through every layer), the latent shape
+        does not match ``n_components``, or ``defaults`` has an unknown key or
+        an unknown loss or optimiser name.
 
     See Also
     --------
@@ -153,8 +189,8 @@ class ConvDecoderSpec:
         set_ = object.__setattr__
         set_(self, "image_shape", tuple(int(v) for v in self.image_shape))
         set_(self, "n_components", _check_positive_int(self.n_components, "n_components"))
-        set_(self, "layers", tuple(ConvLayer(*layer) for layer in self.layers))
-        set_(self, "defaults", _ReadOnlyDict(self.defaults))
+        set_(self, "layers", tuple(_check_layer(i, layer) for i, layer in enumerate(self.layers)))
+        set_(self, "defaults", _check_defaults(self.defaults))
         if len(self.image_shape) != 3:
             raise ValueError(f"image_shape must be (C, H, W), got {self.image_shape}.")
         if not self.layers:
@@ -174,25 +210,63 @@ class ConvDecoderSpec:
                 )
         else:
             set_(self, "linear_head", start)
-        out = (self.layers[-1].out_channels,) + tuple(
-            _spatial(start[1:], self.layers)
-        )
-        if out != self.image_shape:
-            raise ValueError(
-                f"The layers produce images of shape {out}, not image_shape "
-                f"{self.image_shape}."
+        shapes = _shapes(start, self.layers)
+        empty = [i for i, (_, h, w) in enumerate(shapes[1:]) if min(h, w) < 1]
+        if empty or shapes[-1] != self.image_shape:
+            trace = " -> ".join(
+                [str(shapes[0])]
+                + [f"layer {i}: {shape}" for i, shape in enumerate(shapes[1:])]
             )
+            problem = (
+                f"Layer {empty[0]} produces a feature map smaller than 1x1"
+                if empty
+                else f"The layers produce images of shape {shapes[-1]}, not image_shape "
+                f"{self.image_shape} (C, H, W)"
+            )
+            raise ValueError(f"{problem}. Shapes through the layers: {trace}.")
 
     @property
     def n_features(self):
         return math.prod(self.image_shape)
 
+    @property
+    def settings(self):
+        return {"n_components": self.n_components, **DEFAULT_SETTINGS, **self.defaults}
 
-def _spatial(hw, layers):
-    h, w = hw
+
+def _check_layer(i, layer):
+    layer = ConvLayer(*layer)
+    minimum = {"out_channels": 1, "kernel": 1, "stride": 1, "padding": 0}
+    for name, low in minimum.items():
+        value = getattr(layer, name)
+        if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < low:
+            raise ValueError(
+                f"layers[{i}].{name} must be an integer >= {low}, got {value!r} in {layer}."
+            )
+    return layer
+
+
+def _check_defaults(defaults):
+    unknown = sorted(set(defaults) - set(DEFAULT_SETTINGS))
+    if unknown:
+        raise ValueError(
+            f"Unknown key(s) {unknown} in defaults; expected some of {list(DEFAULT_SETTINGS)}."
+        )
+    for name, choices in _CHOICES.items():
+        if name in defaults and defaults[name] not in choices:
+            raise ValueError(
+                f"defaults[{name!r}] must be one of {choices}, got {defaults[name]!r}."
+            )
+    return _ReadOnlyDict(defaults)
+
+
+def _shapes(start, layers):
+    """The feature map's (C, H, W) before the first layer and after each."""
+    shapes = [tuple(start)]
     for layer in layers:
-        h, w = _convt_size(h, layer), _convt_size(w, layer)
-    return h, w
+        _, h, w = shapes[-1]
+        shapes.append((layer.out_channels, _convt_size(h, layer), _convt_size(w, layer)))
+    return shapes
 
 
 PRESETS = MappingProxyType(

@@ -3,6 +3,7 @@ import torch
 from torch import nn
 
 from sklearn_autodecoder.presets import (
+    DEFAULT_SETTINGS,
     PRESETS,
     ConvDecoderSpec,
     ConvLayer,
@@ -166,6 +167,86 @@ def test_custom_spec_with_linear_head():
     decoder = make_decoder(spec, n_components=3)
     assert decoder(torch.zeros(2, 3)).shape == (2, 1, 8, 8)
     assert make_encoder(spec, n_components=3)(torch.zeros(2, 1, 8, 8)).shape == (2, 3)
+
+
+def _small_spec(**kwargs):
+    kwargs = {"latent_shape": (4, 1, 1), "layers": ((8, 4, 1, 0, True), (1, 4, 2, 1)), **kwargs}
+    return ConvDecoderSpec(image_shape=(1, 8, 8), n_components=4, **kwargs)
+
+
+def test_spec_without_defaults_has_complete_settings():
+    # Without defaults, fit used to fail with KeyError: 'loss'.
+    spec = _small_spec()
+    assert dict(spec.defaults) == {}
+    assert spec.settings == {"n_components": 4, **DEFAULT_SETTINGS}
+    assert spec.settings["loss"] == "mse"
+
+
+def test_spec_settings_complete_partial_defaults():
+    spec = _small_spec(defaults={"loss": "bce", "max_iter": 7})
+    assert dict(spec.defaults) == {"loss": "bce", "max_iter": 7}  # stored as given
+    settings = spec.settings
+    assert set(settings) == {"n_components", *DEFAULT_SETTINGS}
+    assert (settings["loss"], settings["max_iter"]) == ("bce", 7)
+    assert settings["batch_size"] == DEFAULT_SETTINGS["batch_size"]
+    settings["loss"] = "mse"  # a fresh dict each time, the spec is unchanged
+    assert spec.settings["loss"] == "bce"
+    with pytest.raises(TypeError):
+        DEFAULT_SETTINGS["loss"] = "bce"
+
+
+@pytest.mark.parametrize("name", sorted(PRESETS))
+def test_preset_settings_are_the_published_ones(name):
+    spec = PRESETS[name]
+    assert spec.settings == {"n_components": spec.n_components, **DEFAULT_SETTINGS, **spec.defaults}
+    # The presets publish every setting but the optimiser and the latent prior.
+    assert set(DEFAULT_SETTINGS) - set(spec.defaults) == {"optimizer", "latent_l2"}
+
+
+@pytest.mark.parametrize(
+    "defaults, match",
+    [
+        ({"lr": 1e-3}, r"Unknown key\(s\) \['lr'\].*learning_rate"),
+        ({"loss": "l1"}, r"defaults\['loss'\] must be one of \('mse', 'bce'\), got 'l1'"),
+        ({"latent_optimizer": "lbfgs"}, "latent_optimizer"),
+    ],
+)
+def test_spec_rejects_bad_defaults(defaults, match):
+    with pytest.raises(ValueError, match=match):
+        _small_spec(defaults=defaults)
+
+
+def test_wrong_image_shape_names_every_shape():
+    # One upsampling block from 1x1 gives 2x2, not 8x8.
+    with pytest.raises(ValueError) as info:
+        _small_spec(layers=((1, 4, 2, 1),))
+    message = str(info.value)
+    assert "produce images of shape (1, 2, 2), not image_shape (1, 8, 8)" in message
+    assert "(4, 1, 1) -> layer 0: (1, 2, 2)" in message
+    with pytest.raises(ValueError, match=r"layer 1: \(3, 8, 8\)"):
+        _small_spec(layers=((8, 4, 1, 0), (3, 4, 2, 1)))  # channels differ
+
+
+def test_vanishing_feature_map_names_the_layer():
+    # Padding 3 on a 1x1 map with a 1x1 kernel: -5x-5 after layer 0.
+    with pytest.raises(ValueError, match=r"Layer 0 produces a feature map smaller than 1x1.*"
+                       r"layer 0: \(8, -5, -5\)"):
+        _small_spec(layers=((8, 1, 1, 3), (1, 20, 1, 0)))
+
+
+@pytest.mark.parametrize(
+    "layer, match",
+    [
+        ((0, 4, 2, 1), r"layers\[0\].out_channels must be an integer >= 1"),
+        ((8, 0, 2, 1), r"layers\[0\].kernel"),
+        ((8, 4, 0, 1), r"layers\[0\].stride"),
+        ((8, 4, 2, -1), r"layers\[0\].padding must be an integer >= 0"),
+        ((8, 4.0, 2, 1), r"layers\[0\].kernel"),
+    ],
+)
+def test_malformed_layer(layer, match):
+    with pytest.raises(ValueError, match=match):
+        _small_spec(layers=(layer, (1, 4, 2, 1)))
 
 
 @pytest.mark.parametrize(
