@@ -19,13 +19,6 @@ from . import presets
 from ._compat import StrOptions
 from .nn import ACTIVATIONS, MLPDecoder, MLPEncoder
 
-# TODO(merge): replaced by the spec's complete defaults.
-_SPEC_FALLBACK = dict(
-    loss="mse", optimizer="adam", learning_rate=1e-3, weight_decay=1e-5, latent_optimizer="adam",
-    latent_learning_rate=1e-2, latent_momentum=0.9, latent_l2=0.0, max_iter=200, batch_size=64,
-)
-
-
 class MLPDecoderMixin:
     """An MLP decoder (``hidden_layer_sizes``, ``activation``), optionally sparse linear."""
 
@@ -98,8 +91,7 @@ class ConvDecoderMixin:
         return tuple(self._spec().image_shape)
 
     def _default_settings(self):
-        spec = self._spec()
-        return {**_SPEC_FALLBACK, "n_components": spec.n_components, **spec.defaults}
+        return self._spec().settings
 
     def _check_n_features(self, n_features):
         shape = tuple(self._spec().image_shape)

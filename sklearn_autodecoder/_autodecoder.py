@@ -15,6 +15,7 @@ from numbers import Integral, Real
 import numpy as np
 import torch
 from sklearn.utils import check_random_state
+from sklearn.utils.metaestimators import available_if
 
 from . import _distributed as distributed
 from ._amortized import encode, fit_encoder
@@ -211,16 +212,21 @@ class BaseAutoDecoder(BaseRepresentationEstimator):
         self.prior_means_ = prior.means.cpu().numpy().astype(np.float64)
         self.prior_covariances_ = prior.covariances.cpu().numpy().astype(np.float64)
 
+    def _has_prior(self):
+        """Whether the prior's methods exist: ``latent_prior="gmm"``."""
+        return self.latent_prior == "gmm"
+
     def _check_prior(self, method):
         check_is_fitted(self)
         if getattr(self, "prior_", None) is None:
             raise AttributeError(
-                f"{method} needs a latent prior: fit with latent_prior='gmm'."
+                f"{method} needs a fitted latent prior: refit with latent_prior='gmm'."
             )
 
     def _prior_for(self, dtype):
         return self._module_for(self.prior_, dtype)
 
+    @available_if(_has_prior)
     def predict_proba(self, X):
         """Posterior probability of each mixture component for each sample.
 
@@ -241,6 +247,7 @@ class BaseAutoDecoder(BaseRepresentationEstimator):
         with torch.no_grad():
             return prior.responsibilities(torch.as_tensor(Z, dtype=torch.float64)).numpy()
 
+    @available_if(_has_prior)
     def predict(self, X):
         """Most likely mixture component of each sample (a clustering).
 
@@ -254,6 +261,7 @@ class BaseAutoDecoder(BaseRepresentationEstimator):
         """
         return self.predict_proba(X).argmax(axis=1)
 
+    @available_if(_has_prior)
     def sample(self, n_samples=1, random_state=None):
         """Draw samples from the fitted generative model.
 
@@ -301,11 +309,11 @@ class BaseAutoDecoder(BaseRepresentationEstimator):
         check_is_fitted(self)
         data = self._rows(X, reset=False)
         decoder = self._decoder_for(data.dtype)
-        with autocast(self.precision, self.device_):
+        with self._threads(), autocast(self.precision, self.device_):
             Z = self._encode(data, decoder)
         prior = None if getattr(self, "prior_", None) is None else self._prior_for(data.dtype)
         out = np.empty(len(data), dtype=np.float64)
-        with torch.no_grad(), frozen(decoder):
+        with self._threads(), torch.no_grad(), frozen(decoder):
             for rows, x, mask in data.batches(slices(len(data), self.inference_batch_size)):
                 z = torch.as_tensor(Z[rows], dtype=data.dtype, device=data.device)
                 out[rows] = self._log_likelihood(decoder(z).to(x.dtype), x, mask, z, prior).cpu().numpy()
@@ -555,6 +563,22 @@ class AutoDecoder(MLPDecoderMixin, BaseAutoDecoder):
         Samples optimised together in inference and decoded together in
         :meth:`inverse_transform`; bounds device memory.
 
+    latent_prior : {"none", "gmm"}, default="none"
+        Prior on the latents. "none" keeps the L2 penalty ``latent_l2``
+        alone. "gmm" learns a Gaussian mixture on the latents jointly with
+        the decoder (the Deep Generative Decoder): training adds each
+        latent's negative log-density under the mixture and hyper-priors on
+        the mixture's own parameters (a soft ball on the means, a
+        Dirichlet on the weights, a Gaussian on the log-variances); it makes
+        the model generative (:meth:`sample`) and a clustering
+        (:meth:`predict`), and inference starts from the best-fitting
+        decoded component means. A latent learning rate near 0.1 (Adam)
+        suits it: each latent moves once per epoch.
+    n_prior_components : int, default=10
+        Number of mixture components of ``latent_prior="gmm"``.
+    prior_covariance_type : {"diag", "spherical", "full"}, default="diag"
+        Covariance of each mixture component: one variance per latent
+        dimension, one per component, or a full matrix.
     early_stopping : bool, default=False
         Hold out ``validation_fraction`` of the samples, infer their latents
         with the decoder frozen after each epoch (a few steps from the
@@ -597,6 +621,14 @@ class AutoDecoder(MLPDecoderMixin, BaseAutoDecoder):
         stay plain, picklable ones). Where compiling fails (no C++ compiler,
         an unsupported operation) training warns once and runs eagerly.
 
+    n_jobs : int, default=None
+        CPU threads of torch (and of the BLAS libraries) during the
+        estimator's own calls; the previous settings are restored after
+        each call. None: as many as the model's batches pay for and the
+        machine has free (small models use one thread; inside joblib
+        workers, what the worker was given). A positive number: exactly
+        that many; negative: counted from all the cores (-1: all). Set a
+        number for bit-identical reruns whatever the machine's load.
     verbose : int, default=0
         0 is silent, 1 prints a line per epoch, 2 adds a progress bar.
 
@@ -634,6 +666,22 @@ class AutoDecoder(MLPDecoderMixin, BaseAutoDecoder):
     loss_ : str
         The loss in use.
 
+    noise_variance_ : float
+        Mean squared error per observed training entry: the variance of the
+        Gaussian noise model of :meth:`score_samples`. Only with
+        ``loss="mse"``.
+    prior_ : torch.nn.Module
+        The fitted Gaussian mixture prior (``latent_prior="gmm"`` only).
+    prior_weights_ : ndarray of shape (n_prior_components,)
+        Mixture weights (``latent_prior="gmm"`` only).
+    prior_means_ : ndarray of shape (n_prior_components, n_components_)
+        Component means (``latent_prior="gmm"`` only).
+    prior_covariances_ : ndarray
+        Component covariances in the shapes of
+        :class:`sklearn.mixture.GaussianMixture`: (n_prior_components,
+        n_components_) for "diag", (n_prior_components,) for "spherical",
+        (n_prior_components, n_components_, n_components_) for "full"
+        (``latent_prior="gmm"`` only).
     settings_ : dict
         The training settings in use (``n_components``, ``loss`` and the
         optimisation settings), with the preset's values for those an image
@@ -737,6 +785,7 @@ class AutoDecoder(MLPDecoderMixin, BaseAutoDecoder):
         device="auto",
         precision="float32",
         compile=False,
+        n_jobs=None,
         verbose=0,
         random_state=None,
     ):
@@ -772,6 +821,7 @@ class AutoDecoder(MLPDecoderMixin, BaseAutoDecoder):
         self.device = device
         self.precision = precision
         self.compile = compile
+        self.n_jobs = n_jobs
         self.verbose = verbose
         self.random_state = random_state
 
@@ -892,6 +942,22 @@ class ConvAutoDecoder(ConvDecoderMixin, BaseAutoDecoder):
         Samples optimised together in inference and decoded together in
         :meth:`inverse_transform`; bounds device memory.
 
+    latent_prior : {"none", "gmm"}, default="none"
+        Prior on the latents. "none" keeps the L2 penalty ``latent_l2``
+        alone. "gmm" learns a Gaussian mixture on the latents jointly with
+        the decoder (the Deep Generative Decoder): training adds each
+        latent's negative log-density under the mixture and hyper-priors on
+        the mixture's own parameters (a soft ball on the means, a
+        Dirichlet on the weights, a Gaussian on the log-variances); it makes
+        the model generative (:meth:`sample`) and a clustering
+        (:meth:`predict`), and inference starts from the best-fitting
+        decoded component means. A latent learning rate near 0.1 (Adam)
+        suits it: each latent moves once per epoch.
+    n_prior_components : int, default=10
+        Number of mixture components of ``latent_prior="gmm"``.
+    prior_covariance_type : {"diag", "spherical", "full"}, default="diag"
+        Covariance of each mixture component: one variance per latent
+        dimension, one per component, or a full matrix.
     early_stopping : bool, default=False
         Hold out ``validation_fraction`` of the samples, infer their latents
         with the decoder frozen after each epoch (a few steps from the
@@ -934,6 +1000,14 @@ class ConvAutoDecoder(ConvDecoderMixin, BaseAutoDecoder):
         stay plain, picklable ones). Where compiling fails (no C++ compiler,
         an unsupported operation) training warns once and runs eagerly.
 
+    n_jobs : int, default=None
+        CPU threads of torch (and of the BLAS libraries) during the
+        estimator's own calls; the previous settings are restored after
+        each call. None: as many as the model's batches pay for and the
+        machine has free (small models use one thread; inside joblib
+        workers, what the worker was given). A positive number: exactly
+        that many; negative: counted from all the cores (-1: all). Set a
+        number for bit-identical reruns whatever the machine's load.
     verbose : int, default=0
         0 is silent, 1 prints a line per epoch, 2 adds a progress bar.
 
@@ -974,6 +1048,22 @@ class ConvAutoDecoder(ConvDecoderMixin, BaseAutoDecoder):
     loss_ : str
         The loss in use.
 
+    noise_variance_ : float
+        Mean squared error per observed training entry: the variance of the
+        Gaussian noise model of :meth:`score_samples`. Only with
+        ``loss="mse"``.
+    prior_ : torch.nn.Module
+        The fitted Gaussian mixture prior (``latent_prior="gmm"`` only).
+    prior_weights_ : ndarray of shape (n_prior_components,)
+        Mixture weights (``latent_prior="gmm"`` only).
+    prior_means_ : ndarray of shape (n_prior_components, n_components_)
+        Component means (``latent_prior="gmm"`` only).
+    prior_covariances_ : ndarray
+        Component covariances in the shapes of
+        :class:`sklearn.mixture.GaussianMixture`: (n_prior_components,
+        n_components_) for "diag", (n_prior_components,) for "spherical",
+        (n_prior_components, n_components_, n_components_) for "full"
+        (``latent_prior="gmm"`` only).
     settings_ : dict
         The training settings in use (``n_components``, ``loss`` and the
         optimisation settings), with the preset's values for those an image
@@ -1071,6 +1161,7 @@ class ConvAutoDecoder(ConvDecoderMixin, BaseAutoDecoder):
         device="auto",
         precision="float32",
         compile=False,
+        n_jobs=None,
         verbose=0,
         random_state=None,
     ):
@@ -1104,5 +1195,6 @@ class ConvAutoDecoder(ConvDecoderMixin, BaseAutoDecoder):
         self.device = device
         self.precision = precision
         self.compile = compile
+        self.n_jobs = n_jobs
         self.verbose = verbose
         self.random_state = random_state

@@ -184,6 +184,14 @@ class AutoEncoder(MLPDecoderMixin, BaseAutoEncoder):
         stay plain, picklable ones). Where compiling fails (no C++ compiler,
         an unsupported operation) training warns once and runs eagerly.
 
+    n_jobs : int, default=None
+        CPU threads of torch (and of the BLAS libraries) during the
+        estimator's own calls; the previous settings are restored after
+        each call. None: as many as the model's batches pay for and the
+        machine has free (small models use one thread; inside joblib
+        workers, what the worker was given). A positive number: exactly
+        that many; negative: counted from all the cores (-1: all). Set a
+        number for bit-identical reruns whatever the machine's load.
     verbose : int, default=0
         0 is silent, 1 prints a line per epoch, 2 adds a progress bar.
 
@@ -292,6 +300,7 @@ class AutoEncoder(MLPDecoderMixin, BaseAutoEncoder):
         device="auto",
         precision="float32",
         compile=False,
+        n_jobs=None,
         verbose=0,
         random_state=None,
     ):
@@ -314,6 +323,7 @@ class AutoEncoder(MLPDecoderMixin, BaseAutoEncoder):
         self.device = device
         self.precision = precision
         self.compile = compile
+        self.n_jobs = n_jobs
         self.verbose = verbose
         self.random_state = random_state
 
@@ -426,6 +436,14 @@ class ConvAutoEncoder(ConvDecoderMixin, BaseAutoEncoder):
         stay plain, picklable ones). Where compiling fails (no C++ compiler,
         an unsupported operation) training warns once and runs eagerly.
 
+    n_jobs : int, default=None
+        CPU threads of torch (and of the BLAS libraries) during the
+        estimator's own calls; the previous settings are restored after
+        each call. None: as many as the model's batches pay for and the
+        machine has free (small models use one thread; inside joblib
+        workers, what the worker was given). A positive number: exactly
+        that many; negative: counted from all the cores (-1: all). Set a
+        number for bit-identical reruns whatever the machine's load.
     verbose : int, default=0
         0 is silent, 1 prints a line per epoch, 2 adds a progress bar.
 
@@ -532,6 +550,7 @@ class ConvAutoEncoder(ConvDecoderMixin, BaseAutoEncoder):
         device="auto",
         precision="float32",
         compile=False,
+        n_jobs=None,
         verbose=0,
         random_state=None,
     ):
@@ -552,5 +571,6 @@ class ConvAutoEncoder(ConvDecoderMixin, BaseAutoEncoder):
         self.device = device
         self.precision = precision
         self.compile = compile
+        self.n_jobs = n_jobs
         self.verbose = verbose
         self.random_state = random_state

@@ -43,6 +43,7 @@ from ._inference import frozen
 from ._persistence import SaveMixin
 from ._load import LowLoadWarning, decoder_load, n_free_parameters
 from ._losses import LOSSES, sample_losses
+from ._threads import forward_flops, resolve_n_threads, torch_threads
 from ._training import RepresentationNet, make_callbacks, needs_validation
 from .nn import RepresentationModel
 
@@ -122,6 +123,7 @@ class BaseRepresentationEstimator(
         "device": [str, torch.device],
         "precision": [StrOptions(set(PRECISIONS))],
         "compile": ["boolean"],
+        "n_jobs": [Integral, None],
         "verbose": ["verbose"],
         "random_state": ["random_state"],
     }
@@ -267,30 +269,45 @@ class BaseRepresentationEstimator(
                 decoder, train_data, settings, warm, generator, 0 if valid is None else len(valid)
             )
             prior = self._make_prior(settings, generator)
-        loads = self._loads(decoder, module, settings, train_data)
-        model = RepresentationModel(
-            distributed.wrap(self._compiled(module), data.device),
-            distributed.wrap(self._compiled(decoder), data.device),
-            None if prior is None else prior.to(data.device),
-        )
-        net = self._make_net(model, optimizer, held_out, settings, data, generator)
-        net.fit((train_data, None if valid is None else data.take(valid)))
+        # Multiply-adds of a training batch's forward pass: what the default
+        # thread count (n_jobs=None) scales with.
+        self._batch_flops_ = forward_flops(
+            decoder, torch.zeros(1, settings["n_components"], device=data.device)
+        ) * settings["batch_size"]
+        with self._threads():
+            loads = self._loads(decoder, module, settings, train_data)
+            model = RepresentationModel(
+                distributed.wrap(self._compiled(module), data.device),
+                distributed.wrap(self._compiled(decoder), data.device),
+                None if prior is None else prior.to(data.device),
+            )
+            net = self._make_net(model, optimizer, held_out, settings, data, generator)
+            net.fit((train_data, None if valid is None else data.take(valid)))
 
-        self.device_ = data.device
-        self.decoder_ = decoder.eval()
-        self.n_components_ = settings["n_components"]
-        self.loss_ = settings["loss"]
-        self.settings_ = settings
-        self.history_ = net.history
-        self.n_iter_ = len(net.history)
-        self.loss_curve_ = [float(v) for v in net.history[:, "train_loss"]]
-        for name, value in loads.items():
-            setattr(self, name, value)
-        # A generator every rank derives alike (the training one advanced with
-        # each rank's shard size), for what is fitted after the loop.
-        after = torch.Generator().manual_seed(seed + 1)
-        self._store_representation(module, data, train, valid, after, prior)
+            self.device_ = data.device
+            self.decoder_ = decoder.eval()
+            self.n_components_ = settings["n_components"]
+            self.loss_ = settings["loss"]
+            self.settings_ = settings
+            self.history_ = net.history
+            self.n_iter_ = len(net.history)
+            self.loss_curve_ = [float(v) for v in net.history[:, "train_loss"]]
+            for name, value in loads.items():
+                setattr(self, name, value)
+            # A generator every rank derives alike (the training one advanced with
+            # each rank's shard size), for what is fitted after the loop.
+            after = torch.Generator().manual_seed(seed + 1)
+            self._store_representation(module, data, train, valid, after, prior)
         return self
+
+    def _threads(self):
+        """Context limiting torch (and BLAS) threads for the estimator's own work.
+
+        ``n_jobs`` threads, or with None as many as the model's batches pay
+        for and the machine has free (see :mod:`._threads`); what was set
+        before is restored on exit.
+        """
+        return torch_threads(resolve_n_threads(self.n_jobs, flops=getattr(self, "_batch_flops_", None)))
 
     def _compiled(self, module):
         """``module`` compiled for training when ``compile=True`` (the fitted one stays plain)."""
@@ -404,7 +421,7 @@ class BaseRepresentationEstimator(
         """
         check_is_fitted(self)
         data = self._rows(X, reset=False)
-        with autocast(self.precision, self.device_):
+        with self._threads(), autocast(self.precision, self.device_):
             return self._encode(data, self._decoder_for(data.dtype))
 
     def inverse_transform(self, X):
@@ -430,7 +447,7 @@ class BaseRepresentationEstimator(
             )
         data = RowData(Z, compute_dtype(Z.dtype, self.device_), self.device_)
         decoder = self._decoder_for(data.dtype)
-        with torch.no_grad(), frozen(decoder), autocast(self.precision, self.device_):
+        with self._threads(), torch.no_grad(), frozen(decoder), autocast(self.precision, self.device_):
             return map_rows(
                 data,
                 lambda z, _: decoder(z).to(z.dtype),
@@ -459,10 +476,10 @@ class BaseRepresentationEstimator(
         check_is_fitted(self)
         data = self._rows(X, reset=False)
         decoder = self._decoder_for(data.dtype)
-        with autocast(self.precision, self.device_):
+        with self._threads(), autocast(self.precision, self.device_):
             Z = self._encode(data, decoder)
         total, n_observed = 0.0, 0
-        with torch.no_grad(), frozen(decoder), autocast(self.precision, self.device_):
+        with self._threads(), torch.no_grad(), frozen(decoder), autocast(self.precision, self.device_):
             for rows, x, mask in data.batches(slices(len(data), self._transform_batch_size())):
                 z = torch.as_tensor(Z[rows], dtype=data.dtype, device=data.device)
                 x_hat = decoder(z).to(x.dtype)

@@ -379,5 +379,6 @@ def test_one_forward_pass_per_training_batch(digits):
 
 
 def _counting(module, calls):
-    module.register_forward_hook(lambda *_: calls.append(1))
+    # Training passes only (eval-mode passes measure or decode the fitted model).
+    module.register_forward_hook(lambda m, *_: calls.append(1) if m.training else None)
     return module

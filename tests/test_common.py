@@ -14,6 +14,7 @@ FAST = dict(inference_max_iter=20, random_state=0, device="cpu")
         AutoDecoder(n_components=2, hidden_layer_sizes=(), init="mean", max_iter=3, **FAST),
         AutoDecoder(n_components=2, hidden_layer_sizes=(8,), init="nearest", max_iter=3, **FAST),
         AutoDecoder(n_components=2, hidden_layer_sizes=(8,), init="encoder", max_iter=3, encoder_max_iter=3, **FAST),
+        AutoDecoder(n_components=2, hidden_layer_sizes=(8,), latent_prior="gmm", n_prior_components=3, max_iter=3, **FAST),
         ConvAutoDecoder(TINY_SPEC, **FAST),
         ConvAutoDecoder(TINY_BN_SPEC, **FAST),
         AnyWidthConvAutoDecoder(TINY_SPEC, **FAST),

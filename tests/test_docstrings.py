@@ -66,8 +66,8 @@ ATTRIBUTE_DIFFERENCES = {
 # Settings under which fit sets every documented attribute (encoder_ and
 # encoder_loss_curve_ need init="encoder"), on tiny data.
 FIT_PARAMS = {
-    AutoDecoder: dict(hidden_layer_sizes=(4,), init="encoder", encoder_max_iter=1),
-    ConvAutoDecoder: dict(preset=TINY_SPEC, init="encoder", encoder_max_iter=1),
+    AutoDecoder: dict(hidden_layer_sizes=(4,), init="encoder", encoder_max_iter=1, latent_prior="gmm"),
+    ConvAutoDecoder: dict(preset=TINY_SPEC, init="encoder", encoder_max_iter=1, latent_prior="gmm"),
     AutoEncoder: dict(hidden_layer_sizes=(4,)),
     ConvAutoEncoder: dict(preset=TINY_SPEC),
 }

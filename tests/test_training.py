@@ -110,3 +110,28 @@ def test_pandas_inverse_transform_does_not_warn(X):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert ad.inverse_transform(Z).shape == X.shape
+
+
+def test_spec_without_defaults_fits_with_the_package_defaults():
+    from sklearn_autodecoder.presets import DEFAULT_SETTINGS, ConvDecoderSpec
+
+    spec = ConvDecoderSpec(image_shape=(1, 2, 2), n_components=2, latent_shape=(2, 1, 1), layers=((1, 2, 1, 0),))
+    X = np.random.RandomState(0).rand(30, 4)
+    cad = ConvAutoDecoder(spec, max_iter=2, **CPU).fit(X)
+    assert cad.settings_["loss"] == DEFAULT_SETTINGS["loss"] == "mse"
+    assert cad.settings_["batch_size"] == DEFAULT_SETTINGS["batch_size"]
+
+
+def test_threads_are_scoped_to_the_estimators_calls(X):
+    before = torch.get_num_threads()
+    seen = []
+
+    class Spy(LRScheduler):
+        def on_epoch_end(self, net, **kwargs):
+            seen.append(torch.get_num_threads())
+
+    ad = AutoDecoder(n_components=2, max_iter=2, n_jobs=1, callbacks=[Spy()], **CPU).fit(X)
+    assert seen == [1, 1]
+    assert torch.get_num_threads() == before
+    ad.transform(X)
+    assert torch.get_num_threads() == before
