@@ -182,7 +182,8 @@ class AutoDecoderImputer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
     Notes
     -----
     A sample with no observed entry gets the decoding of the mean training
-    latent.
+    latent (with the default model: each feature's mean). With the default
+    model, a feature never observed in :meth:`fit` is filled with 0.
 
     The default model is probabilistic PCA (Tipping and Bishop, 1999) or
     factor analysis written as an auto-decoder; on standardised real tabular

@@ -281,7 +281,8 @@ def ppca(X, n_components, *, noise_model="isotropic", max_iter=500, tol=1e-6, mi
     n_values = observed.sum()
     per_feature = np.maximum(obs.sum(axis=0), 1.0)
     _, weight, bias = pca_start(X, m, max_iter=5)
-    var = np.nanvar(X, axis=0).mean()
+    seen = observed.any(axis=0)  # a feature never observed gets W = 0, b = 0
+    var = np.nanvar(X[:, seen], axis=0).mean() if seen.any() else 1.0
     floor = min_noise * max(var, 1e-300)
     if start is None:
         residual = np.where(observed, X, bias) - bias

@@ -177,6 +177,13 @@ def test_default_with_one_feature_or_constant_features_imputes_the_mean():
     filled = AutoDecoderImputer().fit_transform(X)
     assert filled[0, 0] == pytest.approx(1.0)
     assert np.isfinite(filled).all()
+    # A feature never observed is filled with 0; the others still inform each other.
+    X = _factor_data(n_samples=60)
+    X[:, 2] = np.nan
+    X[0, 0] = np.nan
+    filled = AutoDecoderImputer().fit_transform(X)
+    np.testing.assert_array_equal(filled[:, 2], 0.0)
+    assert np.isfinite(filled).all()
 
 
 def test_default_estimator_is_a_linear_gaussian_autodecoder():
