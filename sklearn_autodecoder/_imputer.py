@@ -139,7 +139,10 @@ class AutoDecoderImputer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
           inference objective, squared error plus ``latent_l2=1`` times
           ``||z||^2``, is the negative log posterior: a sample's inferred
           latent is its posterior mean, and the decoding its conditional
-          mean given the observed entries.
+          mean given the observed entries;
+        - imputed values are clipped to each feature's range observed in
+          :meth:`fit`, which guards against extrapolation from samples
+          that break a near-exact linear relation between features.
 
         The fit is deterministic and takes no ``random_state``.
     n_candidates : int, default=1
@@ -161,6 +164,10 @@ class AutoDecoderImputer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
         is given).
     scale_ : ndarray of shape (n_features_in_,)
         Divides the centred X (ones when ``estimator`` is given).
+    data_min_, data_max_ : ndarray of shape (n_features_in_,)
+        Range that imputed values are clipped to: each feature's observed
+        range in :meth:`fit` with the default model (infinite for a feature
+        never observed), infinite when ``estimator`` is given.
     noise_model_ : {"isotropic", "diagonal"} or None
         Noise model of the default auto-decoder; None when ``estimator``
         is given.
@@ -241,6 +248,8 @@ class AutoDecoderImputer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
         else:
             self.center_ = np.zeros(X.shape[1])
             self.scale_ = np.ones(X.shape[1])
+            self.data_min_ = np.full(X.shape[1], -np.inf)
+            self.data_max_ = np.full(X.shape[1], np.inf)
             self.noise_model_, self.aic_ = None, None
             self.estimator_ = clone(self.estimator).fit(X)
         return self
@@ -254,6 +263,10 @@ class AutoDecoderImputer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
         std = np.ones(X.shape[1])
         center[seen] = np.nanmean(X64[:, seen], axis=0)
         std[seen] = np.nanstd(X64[:, seen], axis=0)
+        self.data_min_ = np.full(X.shape[1], -np.inf)
+        self.data_max_ = np.full(X.shape[1], np.inf)
+        self.data_min_[seen] = np.nanmin(X64[:, seen], axis=0)
+        self.data_max_[seen] = np.nanmax(X64[:, seen], axis=0)
         std[~(std > 0)] = 1.0  # constant or unseen features
         X_std = (X64 - center) / std
         result, noise_model, aic = select_linear_gaussian(X_std)
@@ -313,7 +326,7 @@ class AutoDecoderImputer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
             )
         if rows.any():
             X_hat[rows] = self._reconstruct(X_model[rows])
-        X_hat = X_hat * scale + center
+        X_hat = np.clip(X_hat * scale + center, self.data_min_, self.data_max_).astype(X.dtype, copy=False)
         X_imputed[missing] = X_hat[missing]
         return X_imputed
     def _reconstruct(self, X):

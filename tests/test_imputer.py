@@ -151,6 +151,7 @@ def test_default_is_the_posterior_mean_of_a_linear_autodecoder():
     for i, (x, o) in enumerate(zip(X_white, ~hidden)):
         z = np.linalg.solve(W[o].T @ W[o] + np.eye(W.shape[1]), W[o].T @ (x[o] - b[o]))
         expected[i] = (W @ z + b) * imputer.scale_ + imputer.center_
+    expected = np.clip(expected, np.nanmin(X_nan, axis=0), np.nanmax(X_nan, axis=0))
     X_filled = imputer.transform(X_nan)
     np.testing.assert_allclose(X_filled[hidden], expected[hidden], rtol=1e-4, atol=1e-4 * X.std())
     np.testing.assert_array_equal(X_filled[~hidden], X[~hidden])
@@ -158,6 +159,22 @@ def test_default_is_the_posterior_mean_of_a_linear_autodecoder():
     pieces = np.vstack([imputer.transform(X_nan[i : i + 7]) for i in range(0, len(X), 7)])
     np.testing.assert_allclose(pieces, X_filled, rtol=1e-10)
     np.testing.assert_array_equal(AutoDecoderImputer().fit_transform(X_nan), X_filled)
+
+
+def test_default_clips_to_the_observed_range():
+    # Feature 3 follows feature 0; a sample far beyond the training range
+    # would be extrapolated to about 10 without the clip.
+    rng = np.random.RandomState(0)
+    a = rng.randn(200)
+    X = np.column_stack([a, 2 * a, rng.randn(200), a + 0.01 * rng.randn(200)])
+    X[rng.rand(*X.shape) < 0.05] = np.nan
+    imputer = AutoDecoderImputer().fit(X)
+    odd = np.array([[10.0, 20.0, 0.0, np.nan]])
+    model = imputer.estimator_
+    unclipped = model.inverse_transform(model.transform((odd - imputer.center_) / imputer.scale_))
+    assert (unclipped * imputer.scale_ + imputer.center_)[0, 3] > 5
+    assert imputer.transform(odd)[0, 3] == np.nanmax(X[:, 3])
+    np.testing.assert_array_equal(imputer.data_max_, np.nanmax(X, axis=0))
 
 
 def test_default_does_not_depend_on_feature_scales():
