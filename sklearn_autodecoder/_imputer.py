@@ -23,16 +23,29 @@ FINAL_TOL, FINAL_MAX_ITER = 1e-4, 500
 NOISE_MODELS = ("isotropic", "diagonal")
 
 
+def _aicc(log_likelihood, n_params, n_values):
+    """Small-sample corrected AIC, the sample size being the observed entries.
+
+    The correction ``2 k (k + 1) / (N - k - 1)`` keeps a model with nearly
+    as many parameters as data values (few rows, many latents) from winning
+    on a degenerate likelihood; it is small for a few hundred rows.
+    """
+    if n_values - n_params - 1 <= 0:
+        return np.inf
+    return -2 * log_likelihood + 2 * n_params + 2 * n_params * (n_params + 1) / (n_values - n_params - 1)
+
+
 def select_linear_gaussian(X, *, max_components=None, noise_models=NOISE_MODELS):
-    """The linear Gaussian latent model of X with the lowest AIC.
+    """The linear Gaussian latent model of X with the lowest (corrected) AIC.
 
     Fits probabilistic PCA (isotropic noise) and factor analysis (one noise
     variance per feature) with 1, 2, ... latents by EM on the observed
     entries, each size warm-started from the previous one, and keeps the
-    fit with the lowest Akaike information criterion ``-2 log L + 2 k``
-    (``log L`` integrates the latents and the missing entries out, ``k``
-    counts free parameters). A noise model's scan stops when its AIC has
-    not improved for 3 sizes in a row.
+    fit with the lowest corrected Akaike information criterion
+    ``AICc = -2 log L + 2 k + 2 k (k + 1) / (N - k - 1)`` (``log L``
+    integrates the latents and the missing entries out, ``k`` counts free
+    parameters, ``N`` the observed entries). A noise model's scan stops when
+    its AICc has not improved for 3 sizes in a row.
 
     Parameters
     ----------
@@ -53,9 +66,10 @@ def select_linear_gaussian(X, *, max_components=None, noise_models=NOISE_MODELS)
     noise_model : str or None
         Its noise model.
     aic : dict
-        ``{(noise_model, n_components): AIC}`` of every candidate scanned.
+        ``{(noise_model, n_components): AICc}`` of every candidate scanned.
     """
     n, d = X.shape
+    n_values = int((~np.isnan(X)).sum())
     top = min(d - 1, n - 1) if max_components is None else min(max_components, d - 1, n - 1)
     best, scores = None, {}
     for noise_model in noise_models:
@@ -63,7 +77,7 @@ def select_linear_gaussian(X, *, max_components=None, noise_models=NOISE_MODELS)
         for m in range(1, top + 1):
             result = ppca(X, m, noise_model=noise_model, tol=SCAN_TOL, max_iter=SCAN_MAX_ITER, start=start)
             start = (result.weight, result.bias, result.noise_variance)
-            aic = -2 * n * result.log_likelihood + 2 * n_parameters(d, m, noise_model)
+            aic = _aicc(n * result.log_likelihood, n_parameters(d, m, noise_model), n_values)
             scores[(noise_model, m)] = aic
             if best is None or aic < best[0]:
                 best = (aic, result, noise_model)
@@ -133,7 +147,8 @@ class AutoDecoderImputer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
         - probabilistic PCA (one noise variance) and factor analysis (one
           per feature) with 1 to ``n_features - 1`` latents are fitted by
           EM on the observed entries (missing entries and latents
-          integrated out), and the one with the lowest AIC is kept;
+          integrated out), and the one with the lowest AIC (corrected for
+          small samples, counting observed entries) is kept;
         - the auto-decoder works in noise-whitened units (each feature also
           divided by the square root of its noise variance), so that its
           inference objective, squared error plus ``latent_l2=1`` times
@@ -172,7 +187,7 @@ class AutoDecoderImputer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
         Noise model of the default auto-decoder; None when ``estimator``
         is given.
     aic_ : dict or None
-        AIC of every candidate of the default model, keyed by
+        Corrected AIC of every candidate of the default model, keyed by
         ``(noise_model, n_components)``; None when ``estimator`` is given.
     n_features_in_ : int
         Number of features seen during :term:`fit`.
@@ -255,7 +270,7 @@ class AutoDecoderImputer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
         return self
 
     def _fit_linear_gaussian(self, X):
-        """The default model: the linear Gaussian latent model with the lowest AIC."""
+        """The default model: the linear Gaussian latent model with the lowest AICc."""
         X64 = X.astype(np.float64)
         observed = ~np.isnan(X64)
         seen = observed.any(axis=0)
