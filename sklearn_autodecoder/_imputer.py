@@ -1,5 +1,6 @@
 """Missing-value imputation with an auto-decoder."""
 
+import warnings
 from numbers import Integral
 
 import numpy as np
@@ -11,6 +12,113 @@ from ._data import RowData
 from ._compat import HasMethods, Interval, _fit_context, check_is_fitted, validate_data
 from ._inference import _chunks, decode_in_chunks, pairwise_losses
 from ._persistence import SaveMixin
+from ._load import LowLoadWarning
+from ._pca_init import n_parameters, ppca, set_linear_decoder
+
+# The default model's EM. Candidates are scanned with a loose tolerance on the
+# mean log-likelihood per observed entry (each warm-started from the previous
+# size); the scan of a noise model stops when the AIC has not improved for
+# SCAN_PATIENCE sizes in a row, and the winner is refitted more tightly.
+SCAN_TOL, SCAN_MAX_ITER, SCAN_PATIENCE = 1e-3, 100, 3
+FINAL_TOL, FINAL_MAX_ITER = 1e-4, 500
+NOISE_MODELS = ("isotropic", "diagonal")
+
+
+def _aicc(log_likelihood, n_params, n_values):
+    """Small-sample corrected AIC, the sample size being the observed entries.
+
+    The correction ``2 k (k + 1) / (N - k - 1)`` keeps a model with nearly
+    as many parameters as data values (few rows, many latents) from winning
+    on a degenerate likelihood; it is small for a few hundred rows.
+    """
+    if n_values - n_params - 1 <= 0:
+        return np.inf
+    return -2 * log_likelihood + 2 * n_params + 2 * n_params * (n_params + 1) / (n_values - n_params - 1)
+
+
+def select_linear_gaussian(X, *, max_components=None, noise_models=NOISE_MODELS):
+    """The linear Gaussian latent model of X with the lowest (corrected) AIC.
+
+    Fits probabilistic PCA (isotropic noise) and factor analysis (one noise
+    variance per feature) with 1, 2, ... latents by EM on the observed
+    entries, each size warm-started from the previous one, and keeps the
+    fit with the lowest corrected Akaike information criterion
+    ``AICc = -2 log L + 2 k + 2 k (k + 1) / (N - k - 1)`` (``log L``
+    integrates the latents and the missing entries out, ``k`` counts free
+    parameters, ``N`` the observed entries). A noise model's scan stops when
+    its AICc has not improved for 3 sizes in a row.
+
+    Parameters
+    ----------
+    X : ndarray of shape (n_samples, n_features)
+        Data with NaN for missing entries, on comparable scales
+        (standardised).
+    max_components : int, default=None
+        Largest latent size tried; None tries up to ``n_features - 1`` (and
+        below ``n_samples``).
+    noise_models : tuple of {"isotropic", "diagonal"}
+        Noise models tried.
+
+    Returns
+    -------
+    result : PPCAResult or None
+        The selected fit (refitted with a tighter tolerance); None when X
+        has a single feature or sample (no latent model to fit).
+    noise_model : str or None
+        Its noise model.
+    aic : dict
+        ``{(noise_model, n_components): AICc}`` of every candidate scanned.
+    """
+    n, d = X.shape
+    n_values = int((~np.isnan(X)).sum())
+    top = min(d - 1, n - 1) if max_components is None else min(max_components, d - 1, n - 1)
+    best, scores = None, {}
+    for noise_model in noise_models:
+        start, stalled, best_here = None, 0, np.inf
+        for m in range(1, top + 1):
+            result = ppca(X, m, noise_model=noise_model, tol=SCAN_TOL, max_iter=SCAN_MAX_ITER, start=start)
+            start = (result.weight, result.bias, result.noise_variance)
+            aic = _aicc(n * result.log_likelihood, n_parameters(d, m, noise_model), n_values)
+            scores[(noise_model, m)] = aic
+            if best is None or aic < best[0]:
+                best = (aic, result, noise_model)
+            stalled = 0 if aic < best_here else stalled + 1
+            best_here = min(best_here, aic)
+            if stalled >= SCAN_PATIENCE:
+                break
+    if best is None:
+        return None, None, scores
+    _, result, noise_model = best
+    result = ppca(
+        X, result.weight.shape[1], noise_model=noise_model, tol=FINAL_TOL, max_iter=FINAL_MAX_ITER,
+        start=(result.weight, result.bias, result.noise_variance),
+    )
+    return result, noise_model, scores
+
+
+class _LinearGaussianAutoDecoder(AutoDecoder):
+    """Linear auto-decoder whose inference is solved exactly.
+
+    For a linear decoder ``x = W z + b`` the inference objective
+    ``||x_o - W_o z - b_o||^2 + latent_l2 ||z||^2`` is quadratic; its
+    minimiser ``(W_o^T W_o + latent_l2 I)^-1 W_o^T (x_o - b_o)`` is one
+    m x m solve per sample (one Gauss-Newton step from any start), where
+    Adam needs many steps when the problem is ill-conditioned. Rows stay
+    independent. The starting latents (``init``) are ignored.
+    """
+
+    def _infer_tensor(self, decoder, X_t, mask, loss, device, init=None):
+        layer = next(m for m in decoder.modules() if isinstance(m, torch.nn.Linear))
+        W, b = layer.weight.detach().to(device), layer.bias.detach().to(device)
+        l2 = self._settings()["latent_l2"]
+        eye = torch.eye(W.shape[1], dtype=W.dtype, device=device)
+        parts = []
+        for x, m in _chunks(X_t, mask, self.inference_batch_size, device):
+            w = torch.ones_like(x) if m is None else m.to(x.dtype)
+            r = (x - b) * w  # missing entries contribute nothing
+            A = torch.einsum("nd,dk,dl->nkl", w, W, W) + l2 * eye
+            parts.append(torch.linalg.solve(A, (r @ W).unsqueeze(-1)).squeeze(-1))
+        return torch.cat(parts), 1
 
 
 class AutoDecoderImputer(SaveMixin, OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
@@ -26,11 +134,33 @@ class AutoDecoderImputer(SaveMixin, OneToOneFeatureMixin, TransformerMixin, Base
     Parameters
     ----------
     estimator : AutoDecoder or ConvAutoDecoder, default=None
-        The (unfitted) auto-decoder to use; it is cloned in :meth:`fit`.
-        None uses ``AutoDecoder(n_components=2, init="nearest")``. For
-        features on different scales, put a
+        The (unfitted) auto-decoder to use; it is cloned in :meth:`fit` and
+        sees X as given. For features on different scales, put a
         :class:`~sklearn.preprocessing.StandardScaler` (which keeps NaN)
         before the imputer, or use ``loss="bce"`` on data in [0, 1].
+
+        None (the default, made for tabular data) fits a linear
+        auto-decoder with a standard Gaussian prior on the latents and a
+        Gaussian noise model, chosen from the data:
+
+        - each feature is standardised with its observed mean and
+          standard deviation;
+        - probabilistic PCA (one noise variance) and factor analysis (one
+          per feature) with 1 to ``n_features - 1`` latents are fitted by
+          EM on the observed entries (missing entries and latents
+          integrated out), and the one with the lowest AIC (corrected for
+          small samples, counting observed entries) is kept;
+        - the auto-decoder works in noise-whitened units (each feature also
+          divided by the square root of its noise variance), so that its
+          inference objective, squared error plus ``latent_l2=1`` times
+          ``||z||^2``, is the negative log posterior: a sample's inferred
+          latent is its posterior mean, and the decoding its conditional
+          mean given the observed entries;
+        - imputed values are clipped to each feature's range observed in
+          :meth:`fit`, which guards against extrapolation from samples
+          that break a near-exact linear relation between features.
+
+        The fit is deterministic and takes no ``random_state``.
     n_candidates : int, default=1
         Completions averaged per sample. 1 decodes the estimator's own
         inferred latent. With k > 1, inference starts from each of the k
@@ -38,12 +168,28 @@ class AutoDecoderImputer(SaveMixin, OneToOneFeatureMixin, TransformerMixin, Base
         entries, and the k refined decodings are averaged: an approximation
         of the conditional mean, which lowers the squared error when much is
         missing (e.g. a whole image region), at k times the cost. Needs an
-        auto-decoder (a model with ``embedding_``).
+        auto-decoder (a model with ``embedding_``). The default model's
+        posterior has a single mode, so k > 1 only costs time there.
 
     Attributes
     ----------
     estimator_ : AutoDecoder or ConvAutoDecoder
-        The fitted auto-decoder.
+        The fitted auto-decoder. It works on ``(X - center_) / scale_``.
+    center_ : ndarray of shape (n_features_in_,)
+        Subtracted from X before the auto-decoder (zeros when ``estimator``
+        is given).
+    scale_ : ndarray of shape (n_features_in_,)
+        Divides the centred X (ones when ``estimator`` is given).
+    data_min_, data_max_ : ndarray of shape (n_features_in_,)
+        Range that imputed values are clipped to: each feature's observed
+        range in :meth:`fit` with the default model (infinite for a feature
+        never observed), infinite when ``estimator`` is given.
+    noise_model_ : {"isotropic", "diagonal"} or None
+        Noise model of the default auto-decoder; None when ``estimator``
+        is given.
+    aic_ : dict or None
+        Corrected AIC of every candidate of the default model, keyed by
+        ``(noise_model, n_components)``; None when ``estimator`` is given.
     n_features_in_ : int
         Number of features seen during :term:`fit`.
     feature_names_in_ : ndarray of shape (`n_features_in_`,)
@@ -59,7 +205,16 @@ class AutoDecoderImputer(SaveMixin, OneToOneFeatureMixin, TransformerMixin, Base
     Notes
     -----
     A sample with no observed entry gets the decoding of the mean training
-    latent.
+    latent (with the default model: each feature's mean). With the default
+    model, a feature never observed in :meth:`fit` is filled with 0.
+
+    The default model is probabilistic PCA (Tipping and Bishop, 1999) or
+    factor analysis written as an auto-decoder; on standardised real tabular
+    data (a few hundred rows, 7 to 30 features, 10 to 50% of the entries
+    missing at random) its imputations were as good as or better than those
+    of ``IterativeImputer`` and ``KNNImputer`` (see
+    ``benchmarks/bench_tabular.py``). Nonlinear decoders need more samples
+    than such tables hold to do better.
 
     Examples
     --------
@@ -104,9 +259,56 @@ class AutoDecoderImputer(SaveMixin, OneToOneFeatureMixin, TransformerMixin, Base
             The fitted imputer.
         """
         X = self._validate(X, reset=True)
-        estimator = AutoDecoder(init="nearest") if self.estimator is None else self.estimator
-        self.estimator_ = clone(estimator).fit(X)
+        if self.estimator is None:
+            self._fit_linear_gaussian(X)
+        else:
+            self.center_ = np.zeros(X.shape[1])
+            self.scale_ = np.ones(X.shape[1])
+            self.data_min_ = np.full(X.shape[1], -np.inf)
+            self.data_max_ = np.full(X.shape[1], np.inf)
+            self.noise_model_, self.aic_ = None, None
+            self.estimator_ = clone(self.estimator).fit(X)
         return self
+
+    def _fit_linear_gaussian(self, X):
+        """The default model: the linear Gaussian latent model with the lowest AICc."""
+        X64 = X.astype(np.float64)
+        observed = ~np.isnan(X64)
+        seen = observed.any(axis=0)
+        center = np.zeros(X.shape[1])
+        std = np.ones(X.shape[1])
+        center[seen] = np.nanmean(X64[:, seen], axis=0)
+        std[seen] = np.nanstd(X64[:, seen], axis=0)
+        self.data_min_ = np.full(X.shape[1], -np.inf)
+        self.data_max_ = np.full(X.shape[1], np.inf)
+        self.data_min_[seen] = np.nanmin(X64[:, seen], axis=0)
+        self.data_max_[seen] = np.nanmax(X64[:, seen], axis=0)
+        std[~(std > 0)] = 1.0  # constant or unseen features
+        X_std = (X64 - center) / std
+        result, noise_model, aic = select_linear_gaussian(X_std)
+        if result is None:  # a single feature: the others cannot inform it
+            weight, bias, noise = np.zeros((X.shape[1], 1)), np.zeros(X.shape[1]), 1.0
+            latents = np.zeros((len(X), 1))
+        else:
+            weight, bias, noise, latents = result.weight, result.bias, result.noise_variance, result.latents
+        root = np.sqrt(np.broadcast_to(noise, X.shape[1]))
+        self.center_, self.scale_ = center, std * root
+        self.noise_model_, self.aic_ = noise_model, aic
+        # The auto-decoder runs its usual fit (one epoch) for its fitted
+        # state, then takes the EM solution: in noise-whitened units the
+        # decoder is (W, b) / sqrt(noise) and the prior N(0, I) is latent_l2=1.
+        X_white = ((X64 - self.center_) / self.scale_).astype(X.dtype)
+        rows = observed.any(axis=1)
+        model = _LinearGaussianAutoDecoder(
+            n_components=weight.shape[1], hidden_layer_sizes=(), latent_l2=1.0, max_iter=1,
+            init="zeros", device="cpu", random_state=0,
+        )
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", LowLoadWarning)  # the prior regularises
+            model.fit(X_white[rows])
+        set_linear_decoder(model.decoder_, weight / root[:, None], bias / root)
+        model.embedding_ = latents[rows].astype(X.dtype)
+        self.estimator_ = model
 
     def transform(self, X):
         """Replace the missing entries of X by the auto-decoder's reconstruction.
@@ -128,6 +330,8 @@ class AutoDecoderImputer(SaveMixin, OneToOneFeatureMixin, TransformerMixin, Base
         if not missing.any():
             return X.copy()
         X_imputed = X.copy()
+        center, scale = self.center_.astype(X.dtype), self.scale_.astype(X.dtype)
+        X_model = (X - center) / scale
         empty = missing.all(axis=1)
         # Only samples with missing entries need inference.
         rows = missing.any(axis=1) & ~empty
@@ -137,10 +341,10 @@ class AutoDecoderImputer(SaveMixin, OneToOneFeatureMixin, TransformerMixin, Base
                 np.tile(self._mean_latent(X.dtype), (int(empty.sum()), 1))
             )
         if rows.any():
-            X_hat[rows] = self._reconstruct(X[rows])
+            X_hat[rows] = self._reconstruct(X_model[rows])
+        X_hat = np.clip(X_hat * scale + center, self.data_min_, self.data_max_).astype(X.dtype, copy=False)
         X_imputed[missing] = X_hat[missing]
         return X_imputed
-
     def _reconstruct(self, X):
         """Decoded completion of each sample (mean of ``n_candidates`` ones)."""
         model = self.estimator_

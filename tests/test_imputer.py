@@ -5,7 +5,8 @@ import copy
 import numpy as np
 import pytest
 from sklearn.datasets import load_digits
-from sklearn.impute import KNNImputer, SimpleImputer
+from sklearn.experimental import enable_iterative_imputer  # noqa: F401
+from sklearn.impute import IterativeImputer, KNNImputer, SimpleImputer
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import cross_val_score
 from sklearn.pipeline import make_pipeline
@@ -16,7 +17,7 @@ from sklearn_autodecoder import AutoDecoder, AutoDecoderImputer
 SMALL = dict(n_components=2, hidden_layer_sizes=(8,), max_iter=3, inference_max_iter=10, device="cpu", random_state=0)
 
 
-@parametrize_with_checks([AutoDecoderImputer(AutoDecoder(**SMALL))])
+@parametrize_with_checks([AutoDecoderImputer(AutoDecoder(**SMALL)), AutoDecoderImputer()])
 def test_sklearn_checks(estimator, check):
     check(estimator)
 
@@ -108,10 +109,109 @@ def test_pipeline_before_classifier():
     assert scores.mean() > 0.8
 
 
-def test_default_estimator_is_a_nearest_init_autodecoder():
+def _factor_data(n_samples=300, n_features=12, rank=3, seed=0):
+    """Correlated features with per-feature noise, on mixed scales."""
+    rng = np.random.RandomState(seed)
+    X = rng.randn(n_samples, rank) @ rng.randn(rank, n_features)
+    X += rng.randn(n_samples, n_features) * rng.uniform(0.2, 1.0, n_features)
+    return X * rng.uniform(0.1, 100, n_features) + rng.uniform(-50, 50, n_features)
+
+
+def _rmse(X_filled, X, hidden):
+    return np.sqrt(np.mean(((X_filled - X) / X.std(axis=0))[hidden] ** 2))
+
+
+def test_default_beats_knn_and_iterative_imputers():
+    X = _factor_data()
+    hidden = np.random.RandomState(1).rand(*X.shape) < 0.3
+    X_nan = np.where(hidden, np.nan, X)
+    imputer = AutoDecoderImputer().fit(X_nan)
+    ours = _rmse(imputer.transform(X_nan), X, hidden)
+    assert ours < 0.98 * _rmse(IterativeImputer(random_state=0).fit_transform(X_nan), X, hidden)
+    assert ours < 0.9 * _rmse(KNNImputer().fit_transform(X_nan), X, hidden)
+    # The three factors and the per-feature noise are found.
+    assert imputer.estimator_.n_components_ == 3
+    assert imputer.noise_model_ == "diagonal"
+    assert min(imputer.aic_.values()) == imputer.aic_[("diagonal", 3)]
+
+
+def test_default_is_the_posterior_mean_of_a_linear_autodecoder():
+    X = _factor_data(n_samples=120)
+    hidden = np.random.RandomState(2).rand(*X.shape) < 0.3
+    X_nan = np.where(hidden, np.nan, X)
+    imputer = AutoDecoderImputer().fit(X_nan)
+    model = imputer.estimator_
+    assert isinstance(model, AutoDecoder)
+    assert model.hidden_layer_sizes == () and model.latent_l2 == 1.0
+    # In whitened units: z = (W_o^T W_o + I)^-1 W_o^T (x_o - b_o), x_hat = W z + b.
+    W = model.decoder_[0].weight.detach().double().numpy()
+    b = model.decoder_[0].bias.detach().double().numpy()
+    X_white = (X_nan - imputer.center_) / imputer.scale_
+    expected = X_nan.copy()
+    for i, (x, o) in enumerate(zip(X_white, ~hidden)):
+        z = np.linalg.solve(W[o].T @ W[o] + np.eye(W.shape[1]), W[o].T @ (x[o] - b[o]))
+        expected[i] = (W @ z + b) * imputer.scale_ + imputer.center_
+    expected = np.clip(expected, np.nanmin(X_nan, axis=0), np.nanmax(X_nan, axis=0))
+    X_filled = imputer.transform(X_nan)
+    np.testing.assert_allclose(X_filled[hidden], expected[hidden], rtol=1e-4, atol=1e-4 * X.std())
+    np.testing.assert_array_equal(X_filled[~hidden], X[~hidden])
+    # Rows are independent, and the fit is deterministic.
+    pieces = np.vstack([imputer.transform(X_nan[i : i + 7]) for i in range(0, len(X), 7)])
+    np.testing.assert_allclose(pieces, X_filled, rtol=1e-10)
+    np.testing.assert_array_equal(AutoDecoderImputer().fit_transform(X_nan), X_filled)
+
+
+def test_default_clips_to_the_observed_range():
+    # Feature 3 follows feature 0; a sample far beyond the training range
+    # would be extrapolated to about 10 without the clip.
+    rng = np.random.RandomState(0)
+    a = rng.randn(200)
+    X = np.column_stack([a, 2 * a, rng.randn(200), a + 0.01 * rng.randn(200)])
+    X[rng.rand(*X.shape) < 0.05] = np.nan
+    imputer = AutoDecoderImputer().fit(X)
+    odd = np.array([[10.0, 20.0, 0.0, np.nan]])
+    model = imputer.estimator_
+    unclipped = model.inverse_transform(model.transform((odd - imputer.center_) / imputer.scale_))
+    assert (unclipped * imputer.scale_ + imputer.center_)[0, 3] > 5
+    assert imputer.transform(odd)[0, 3] == np.nanmax(X[:, 3])
+    np.testing.assert_array_equal(imputer.data_max_, np.nanmax(X, axis=0))
+
+
+def test_default_does_not_depend_on_feature_scales():
+    X = _factor_data(n_samples=100)
+    X_nan = np.where(np.random.RandomState(3).rand(*X.shape) < 0.2, np.nan, X)
+    scale, shift = np.logspace(-3, 3, X.shape[1]), np.arange(X.shape[1]) * 10.0
+    filled = AutoDecoderImputer().fit_transform(X_nan)
+    rescaled = AutoDecoderImputer().fit_transform(X_nan * scale + shift)
+    np.testing.assert_allclose((rescaled - shift) / scale, filled, rtol=1e-5, atol=1e-6 * np.abs(X).max())
+
+
+def test_default_with_one_feature_or_constant_features_imputes_the_mean():
+    X = np.array([[1.0], [np.nan], [3.0], [5.0]])
+    np.testing.assert_allclose(AutoDecoderImputer().fit_transform(X)[1], [3.0])
+    X = np.column_stack([np.ones(6), np.arange(6.0), np.arange(6.0) ** 2])
+    X[0, 0] = X[1, 2] = np.nan
+    filled = AutoDecoderImputer().fit_transform(X)
+    assert filled[0, 0] == pytest.approx(1.0)
+    assert np.isfinite(filled).all()
+    # A feature never observed is filled with 0; the others still inform each other.
+    X = _factor_data(n_samples=60)
+    X[:, 2] = np.nan
+    X[0, 0] = np.nan
+    filled = AutoDecoderImputer().fit_transform(X)
+    np.testing.assert_array_equal(filled[:, 2], 0.0)
+    assert np.isfinite(filled).all()
+
+
+def test_default_estimator_is_a_linear_gaussian_autodecoder():
     X = np.random.RandomState(0).rand(30, 4)
     X[0, 0] = np.nan
-    imputer = AutoDecoderImputer().set_params().fit(X)
+    imputer = AutoDecoderImputer().fit(X)
     assert isinstance(imputer.estimator_, AutoDecoder)
-    assert imputer.estimator_.init == "nearest"
+    assert imputer.estimator_.hidden_layer_sizes == ()
     assert imputer.estimator is None
+    assert imputer.noise_model_ in ("isotropic", "diagonal")
+    # A given estimator sees X unchanged.
+    fitted = AutoDecoderImputer(AutoDecoder(**SMALL)).fit(X)
+    assert fitted.noise_model_ is None
+    np.testing.assert_array_equal(fitted.scale_, np.ones(4))
