@@ -33,6 +33,7 @@ from ._data import map_rows, output_dtype, slices
 from ._devices import autocast
 from ._inference import decode_in_chunks, frozen, infer_latents, nearest_latents
 from ._losses import sample_losses
+from ._pca_init import linear_layer, pca_start, set_linear_decoder
 from ._priors import COVARIANCE_TYPES, GaussianMixturePrior
 from ._sparse_optim import make_latent_optimizer
 from .nn import LatentTable
@@ -48,6 +49,9 @@ INIT_STRATEGIES = ("zeros", "mean", "nearest", "encoder")
 # values (rows x features; 128 MiB in float32), on evenly spaced rows.
 NEAREST_MAX_VALUES = 2**25
 
+# Training sets of at most this many values (rows x features) start from PCA
+# (see BaseAutoDecoder._pca_start); larger ones from small random latents.
+PCA_START_MAX_VALUES = 2**24
 # Dirichlet concentration on the mixture weights (bulkDGD's): discourages
 # components that lose all their samples (measured in benchmarks/bench_prior.py).
 PRIOR_WEIGHT_CONCENTRATION = 5.0
@@ -108,6 +112,8 @@ class BaseAutoDecoder(BaseRepresentationEstimator):
             # Project the data on the current manifold: a start as good as the
             # decoder, whether or not X is the previous fit's data.
             init = torch.as_tensor(self._encode(data, decoder), dtype=torch.float32)
+        elif self._pca_start_applies(data):
+            init = self._pca_start(decoder, data, settings["n_components"])
         else:
             init = LATENT_INIT_STD * torch.randn(len(data), settings["n_components"], generator=generator)
         table = LatentTable(len(data), settings["n_components"], init=init).to(data.device)
@@ -121,6 +127,37 @@ class BaseAutoDecoder(BaseRepresentationEstimator):
         if n_held_out:
             held_out = self._held_out_inference(decoder, table, settings, n_held_out, data.device)
         return table, optimizer, held_out
+
+    def _pca_start_applies(self, data):
+        """PCA starts for MLP decoders on training sets of at most PCA_START_MAX_VALUES.
+
+        The conv presets keep the published small random start; larger data
+        would need the whole training set in memory for the SVD, and under
+        ``torch.distributed`` each rank sees only its shard (the ranks' PCA
+        bases would differ).
+        """
+        return (
+            self._uint8_scale is None
+            and len(data) * data.n_features <= PCA_START_MAX_VALUES
+            and not distributed.is_active()
+        )
+
+    def _pca_start(self, decoder, data, n_components):
+        """Whitened PCA latents of the training rows; a linear decoder starts at PCA itself.
+
+        A linear decoder then begins at the least-squares optimum that
+        training would otherwise approach over many epochs, and a nonlinear
+        one from the best linear coordinates (as GLO does).
+        """
+        x, mask = data.host_batch(slice(None))
+        X = x.double().numpy()
+        if mask is not None:
+            X[~mask.numpy()] = np.nan  # missing entries: filled by iterative SVD
+        latents, weight, bias = pca_start(X, n_components)
+        # PCA is the optimum of a dense linear decoder under MSE only.
+        if linear_layer(decoder) is not None and self.loss == "mse" and self.connectivity is None:
+            set_linear_decoder(decoder, weight, bias)
+        return torch.as_tensor(latents, dtype=torch.float32)
 
     def _held_out_inference(self, decoder, table, settings, n_held_out, device):
         """``held_out(index, x, mask)``: held-out latents, tracked across epochs.
