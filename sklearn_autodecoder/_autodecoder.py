@@ -34,7 +34,7 @@ from ._devices import autocast
 from ._inference import decode_in_chunks, frozen, infer_latents, nearest_latents
 from ._losses import sample_losses
 from ._pca_init import linear_layer, pca_start, set_linear_decoder
-from ._priors import COVARIANCE_TYPES, GaussianMixturePrior
+from ._priors import COVARIANCE_TYPES, GaussianMixturePrior, best_component_starts, prior_penalty
 from ._sparse_optim import make_latent_optimizer
 from .nn import LatentTable
 
@@ -434,13 +434,33 @@ class BaseAutoDecoder(BaseRepresentationEstimator):
             learning_rate=self.inference_learning_rate * self.latent_scale_,
             tol=self.inference_tol,
             latent_l2=self.settings_["latent_l2"],
+            penalty=self._prior_penalty(X_t.dtype),
             batch_size=self.inference_batch_size,
             device=device,
         )
 
+    def _prior_penalty(self, dtype):
+        """``-log p(z)`` under the fitted mixture prior (in ``dtype``), or None."""
+        if getattr(self, "prior_", None) is None:
+            return None
+        prior = self._prior_for(dtype)
+        return lambda z: prior_penalty(prior, z)
+
     def _init_function(self, decoder, dtype, device):
         """``init(x, mask) -> z0`` of ``self.init``: each row from its own sample."""
         latents = torch.as_tensor(self.embedding_, dtype=dtype, device=device)
+        if getattr(self, "prior_", None) is not None and self.init in ("zeros", "mean"):
+            # With a mixture prior, start at the component mean that best
+            # explains the sample (decoded once per call, row-independent).
+            prior = self._prior_for(dtype)
+            with torch.no_grad(), frozen(decoder):
+                references = decoder(prior.loc.detach().to(device))
+
+            def best_mean(x, m):
+                _, z0 = best_component_starts(decoder, x, m, prior, loss=self.loss_, references=references)
+                return z0[:, 0].clone()
+
+            return best_mean
         if self.init == "mean":
             mean = latents.mean(dim=0, keepdim=True)
             return lambda x, m: mean.expand(len(x), -1).clone()
@@ -558,8 +578,8 @@ class AutoDecoder(MLPDecoderMixin, BaseAutoDecoder):
         inference.
 
     max_iter : int, default=200
-        Number of training epochs (passes over the data); early stopping may
-        end training sooner.
+        Most training epochs (passes over the data); training stops sooner
+        when its loss has converged (see ``tol``).
 
     batch_size : int, default=64
         Samples per training batch.
@@ -579,9 +599,12 @@ class AutoDecoder(MLPDecoderMixin, BaseAutoDecoder):
         after 4 cuts it stops.
 
     tol : float, default=1e-4
-        Early-stopping threshold: with ``early_stopping``, the relative
-        improvement of the validation loss over the best one so far that
-        resets the patience (``n_iter_no_change``).
+        Convergence threshold of training: the relative improvement of the
+        epoch's loss over the best one so far that resets the patience
+        (``n_iter_no_change``); training stops when the patience runs out.
+        The loss is the validation loss with ``early_stopping``, else the
+        training loss (then a ``ConvergenceWarning`` says when ``max_iter``
+        ends training first).
 
     init : {"zeros", "mean", "nearest", "encoder"}, default="zeros"
         Starting latent of inference, deterministic and computed for each
@@ -629,7 +652,7 @@ class AutoDecoder(MLPDecoderMixin, BaseAutoDecoder):
         callback monitors a validation quantity.
 
     n_iter_no_change : int, default=10
-        Patience of early stopping, in epochs.
+        Patience of the convergence test (see ``tol``), in epochs.
 
     callbacks : list of skorch callbacks, default=None
         Extra skorch callbacks (e.g. ``LRScheduler``, ``Checkpoint``) run
@@ -935,8 +958,8 @@ class ConvAutoDecoder(ConvDecoderMixin, BaseAutoDecoder):
         inference. None takes the preset's value (see ``settings_``).
 
     max_iter : int, default=None
-        Number of training epochs (passes over the data); early stopping may
-        end training sooner. None takes the preset's value (see
+        Most training epochs (passes over the data); training stops sooner
+        when its loss has converged (see ``tol``). None takes the preset's value (see
         ``settings_``).
 
     batch_size : int, default=None
@@ -958,9 +981,12 @@ class ConvAutoDecoder(ConvDecoderMixin, BaseAutoDecoder):
         after 4 cuts it stops.
 
     tol : float, default=1e-4
-        Early-stopping threshold: with ``early_stopping``, the relative
-        improvement of the validation loss over the best one so far that
-        resets the patience (``n_iter_no_change``).
+        Convergence threshold of training: the relative improvement of the
+        epoch's loss over the best one so far that resets the patience
+        (``n_iter_no_change``); training stops when the patience runs out.
+        The loss is the validation loss with ``early_stopping``, else the
+        training loss (then a ``ConvergenceWarning`` says when ``max_iter``
+        ends training first).
 
     init : {"zeros", "mean", "nearest", "encoder"}, default="zeros"
         Starting latent of inference, deterministic and computed for each
@@ -1008,7 +1034,7 @@ class ConvAutoDecoder(ConvDecoderMixin, BaseAutoDecoder):
         callback monitors a validation quantity.
 
     n_iter_no_change : int, default=10
-        Patience of early stopping, in epochs.
+        Patience of the convergence test (see ``tol``), in epochs.
 
     callbacks : list of skorch callbacks, default=None
         Extra skorch callbacks (e.g. ``LRScheduler``, ``Checkpoint``) run

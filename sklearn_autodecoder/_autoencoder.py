@@ -133,16 +133,19 @@ class AutoEncoder(MLPDecoderMixin, BaseAutoEncoder):
         ``torch.optim.Adam``).
 
     max_iter : int, default=200
-        Number of training epochs (passes over the data); early stopping may
-        end training sooner.
+        Most training epochs (passes over the data); training stops sooner
+        when its loss has converged (see ``tol``).
 
     batch_size : int, default=64
         Samples per training batch.
 
     tol : float, default=1e-4
-        Early-stopping threshold: with ``early_stopping``, the relative
-        improvement of the validation loss over the best one so far that
-        resets the patience (``n_iter_no_change``).
+        Convergence threshold of training: the relative improvement of the
+        epoch's loss over the best one so far that resets the patience
+        (``n_iter_no_change``); training stops when the patience runs out.
+        The loss is the validation loss with ``early_stopping``, else the
+        training loss (then a ``ConvergenceWarning`` says when ``max_iter``
+        ends training first).
 
     early_stopping : bool, default=False
         Hold out ``validation_fraction`` of the samples and stop when their
@@ -155,7 +158,7 @@ class AutoEncoder(MLPDecoderMixin, BaseAutoEncoder):
         callback monitors a validation quantity.
 
     n_iter_no_change : int, default=10
-        Patience of early stopping, in epochs.
+        Patience of the convergence test (see ``tol``), in epochs.
 
     callbacks : list of skorch callbacks, default=None
         Extra skorch callbacks (e.g. ``LRScheduler``, ``Checkpoint``) run
@@ -383,8 +386,8 @@ class ConvAutoEncoder(ConvDecoderMixin, BaseAutoEncoder):
         ``settings_``).
 
     max_iter : int, default=None
-        Number of training epochs (passes over the data); early stopping may
-        end training sooner. None takes the preset's value (see
+        Most training epochs (passes over the data); training stops sooner
+        when its loss has converged (see ``tol``). None takes the preset's value (see
         ``settings_``).
 
     batch_size : int, default=None
@@ -392,9 +395,12 @@ class ConvAutoEncoder(ConvDecoderMixin, BaseAutoEncoder):
         ``settings_``).
 
     tol : float, default=1e-4
-        Early-stopping threshold: with ``early_stopping``, the relative
-        improvement of the validation loss over the best one so far that
-        resets the patience (``n_iter_no_change``).
+        Convergence threshold of training: the relative improvement of the
+        epoch's loss over the best one so far that resets the patience
+        (``n_iter_no_change``); training stops when the patience runs out.
+        The loss is the validation loss with ``early_stopping``, else the
+        training loss (then a ``ConvergenceWarning`` says when ``max_iter``
+        ends training first).
 
     early_stopping : bool, default=False
         Hold out ``validation_fraction`` of the samples and stop when their
@@ -407,7 +413,7 @@ class ConvAutoEncoder(ConvDecoderMixin, BaseAutoEncoder):
         callback monitors a validation quantity.
 
     n_iter_no_change : int, default=10
-        Patience of early stopping, in epochs.
+        Patience of the convergence test (see ``tol``), in epochs.
 
     callbacks : list of skorch callbacks, default=None
         Extra skorch callbacks (e.g. ``LRScheduler``, ``Checkpoint``) run

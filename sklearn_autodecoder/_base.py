@@ -24,6 +24,7 @@ from numbers import Integral, Real
 import numpy as np
 import torch
 from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, TransformerMixin
+from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_array, check_random_state
 
 from ._compat import Interval, StrOptions, _fit_context, check_is_fitted
@@ -283,6 +284,7 @@ class BaseRepresentationEstimator(
             )
             net = self._make_net(model, optimizer, held_out, settings, data, generator)
             net.fit((train_data, None if valid is None else data.take(valid)))
+            self._warn_unconverged(net, settings)
 
             self.device_ = data.device
             self.decoder_ = decoder.eval()
@@ -299,6 +301,18 @@ class BaseRepresentationEstimator(
             after = torch.Generator().manual_seed(seed + 1)
             self._store_representation(module, data, train, valid, after, prior)
         return self
+
+    def _warn_unconverged(self, net, settings):
+        """ConvergenceWarning when max_iter ended a fit whose training loss still improved."""
+        convergence = dict(net.callbacks_).get("training_convergence")
+        if convergence is not None and not convergence.converged_ and len(net.history) >= settings["max_iter"]:
+            warnings.warn(
+                f"Training stopped at max_iter={settings['max_iter']} epochs before the training "
+                f"loss converged (relative improvement below tol={self.tol} for "
+                f"{self.n_iter_no_change} epochs). Increase max_iter, or raise tol.",
+                ConvergenceWarning,
+                stacklevel=4,
+            )
 
     def _threads(self):
         """Context limiting torch (and BLAS) threads for the estimator's own work.

@@ -31,10 +31,12 @@ _EPS = 1e-8
 _LOG_FLOOR = -100.0
 
 
-def _objective(decoder, z, x, mask, loss, latent_l2):
-    losses = sample_losses(decoder(z), x, loss, mask)
+def _objective(decoder, z, x, mask, loss, latent_l2, penalty=None):
+    losses = sample_losses(decoder(z).to(x.dtype), x, loss, mask)
     if latent_l2:
         losses = losses + latent_l2 * z.pow(2).sum(dim=1)
+    if penalty is not None:
+        losses = losses + penalty(z)
     return losses
 
 
@@ -58,7 +60,7 @@ def frozen(module):
         module.train(was_training)
 
 
-def _infer_chunk(decoder, z0, x, mask, *, loss, max_iter, learning_rate, tol, latent_l2):
+def _infer_chunk(decoder, z0, x, mask, *, loss, max_iter, learning_rate, tol, latent_l2, penalty=None):
     """Adam with per-row step cuts on one chunk's latents.
 
     Returns the best latent each row visited and the steps used. Rows leave
@@ -82,7 +84,7 @@ def _infer_chunk(decoder, z0, x, mask, *, loss, max_iter, learning_rate, tol, la
     for n_iter in range(1, max_iter + 1):
         za = z[active].requires_grad_(True)
         ma = None if mask is None else mask[active]
-        losses = _objective(decoder, za, x[active], ma, loss, latent_l2)
+        losses = _objective(decoder, za, x[active], ma, loss, latent_l2, penalty)
         (grad,) = torch.autograd.grad(losses.sum(), za)
         with torch.no_grad():
             za = za.detach()
@@ -121,6 +123,7 @@ def infer_latents(
     learning_rate=0.1,
     tol=1e-4,
     latent_l2=0.0,
+    penalty=None,
     batch_size=256,
     device="cpu",
 ):
@@ -150,6 +153,9 @@ def infer_latents(
         Relative loss improvement below which a step counts as no progress.
     latent_l2 : float, default=0.0
         Weight of an L2 prior on the latents.
+    penalty : callable, default=None
+        ``penalty(z) -> (n,)`` added to each row's loss, from that row's
+        latent only (e.g. a mixture prior's negative log-density).
     batch_size : int, default=256
         Samples per chunk: bounds device memory.
     device : torch.device or str, default="cpu"
@@ -180,6 +186,7 @@ def infer_latents(
                 learning_rate=learning_rate,
                 tol=tol,
                 latent_l2=latent_l2,
+                penalty=penalty,
             )
             chunks.append(z)
             n_iter = max(n_iter, steps)

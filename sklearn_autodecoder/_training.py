@@ -295,8 +295,39 @@ def _callback_objects(user_callbacks):
         yield item[1] if isinstance(item, tuple) else item
 
 
+class TrainingConvergence(Callback):
+    """Stop when the training loss has converged (``converged_`` says whether it did).
+
+    Converged: for ``patience`` epochs in a row, the epoch's training loss
+    was not below ``(1 - tol)`` times the best so far (scikit-learn's
+    ``MLPRegressor`` rule). It can only shorten training: ``max_epochs``
+    stays the cap (the estimator warns when it ends an unconverged fit).
+    """
+
+    def __init__(self, tol, patience):
+        self.tol = tol
+        self.patience = patience
+
+    def initialize(self):
+        self.best_ = math.inf
+        self.misses_ = 0
+        self.converged_ = False
+        return self
+
+    def on_epoch_end(self, net, **kwargs):
+        loss = net.history[-1, "train_loss"]
+        if loss < self.best_ * (1 - self.tol):
+            self.misses_ = 0
+        else:
+            self.misses_ += 1
+        self.best_ = min(self.best_, loss)
+        if self.misses_ >= self.patience:
+            self.converged_ = True
+            raise KeyboardInterrupt  # skorch's way to end fit early
+
+
 def make_callbacks(user_callbacks, *, verbose, early_stopping, n_iter_no_change, tol):
-    """The callbacks of a fit: divergence check, progress bar, early stopping, then the user's."""
+    """The callbacks of a fit: divergence check, progress bar, stopping rule, then the user's."""
     callbacks = [("stop_on_non_finite", StopOnNonFinite())]
     if verbose >= 2:
         # "auto" sizes the bar from the data's len(): our RowData has one.
@@ -314,4 +345,6 @@ def make_callbacks(user_callbacks, *, verbose, early_stopping, n_iter_no_change,
                 ),
             )
         )
+    else:
+        callbacks.append(("training_convergence", TrainingConvergence(tol, n_iter_no_change)))
     return callbacks + list(user_callbacks or [])
