@@ -178,6 +178,8 @@ class BaseRepresentationEstimator(
     def _build_fitted_module(self, name):
         """An untrained module shaped like the fitted module ``name`` (for ``load``)."""
         settings = {**self.settings_, "n_components": self.n_components_, "loss": self.loss_}
+        if name == "prior_":
+            return self._make_prior(settings, generator=None)
         build = getattr(self, {"decoder_": "_build_decoder", "encoder_": "_build_encoder"}[name])
         return build(self.n_features_in_, settings)
 
