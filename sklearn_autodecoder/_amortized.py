@@ -17,7 +17,7 @@ from contextlib import nullcontext
 import torch
 
 from ._inference import _chunks, frozen
-from ._losses import sample_losses
+from ._losses import decoded_losses
 
 # Most entries hidden in a masked copy: fractions are drawn in [0, this).
 MAX_HIDDEN_FRACTION = 0.75
@@ -84,7 +84,7 @@ def fit_encoder(encoder, X, mask, Z, *, max_iter, batch_size, generator, device,
                 error = (z_hat - torch.cat([z, z]).to(device)).pow(2).sum()
                 if decoder is not None:
                     x2, m2 = torch.cat([x, x]).to(device), torch.cat([m, m]).to(device)
-                    error = error + sample_losses(decoder(z_hat), x2, loss, m2).sum()
+                    error = error + decoded_losses(decoder, z_hat, x2, loss, m2).sum()
                 error.backward()
                 optimizer.step()
                 total += float(error.detach())

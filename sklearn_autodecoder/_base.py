@@ -532,7 +532,7 @@ class BaseAutoDecoder(BaseRepresentationEstimator):
         valid_z = self._start_latents(n_valid, representation.weight.detach(), settings, device)
 
         def encode(index, x, mask):
-            z, _ = infer_latents(
+            z, *_ = infer_latents(
                 decoder,
                 x,
                 lambda *_: valid_z[index],
@@ -587,7 +587,7 @@ class BaseAutoDecoder(BaseRepresentationEstimator):
             latent_l2=self._settings()["latent_l2"],
             batch_size=self.inference_batch_size,
             device=device,
-        )
+        )[:2]
 
     def _init_function(self, decoder, loss, dtype, device):
         """``init(x, mask) -> z0`` of ``self.init``: each row from its own sample."""
