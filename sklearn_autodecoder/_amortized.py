@@ -18,7 +18,7 @@ import torch
 
 from ._inference import _chunks, frozen
 from ._training import RowBatches
-from ._losses import sample_losses
+from ._losses import decoded_losses
 
 # Most entries hidden in a masked copy: fractions are drawn in [0, this).
 MAX_HIDDEN_FRACTION = 0.75
@@ -83,7 +83,7 @@ def fit_encoder(encoder, data, Z, *, max_iter, batch_size, generator, decoder=No
                 error = (z_hat - torch.cat([z, z])).pow(2).sum()
                 if decoder is not None:
                     x2, m2 = torch.cat([x, x]), torch.cat([m, m])
-                    error = error + sample_losses(decoder(z_hat), x2, loss, m2).sum()
+                    error = error + decoded_losses(decoder, z_hat, x2, loss, m2).sum()
                 error.backward()
                 optimizer.step()
                 total += float(error.detach())

@@ -9,11 +9,13 @@ architecture and their parameters.
 """
 
 import math
+import warnings
 from functools import partial
 from numbers import Integral, Real
 
 import numpy as np
 import torch
+from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_random_state
 from sklearn.utils.metaestimators import available_if
 
@@ -172,7 +174,7 @@ class BaseAutoDecoder(BaseRepresentationEstimator):
             state = reference.mean(dim=0, keepdim=True).expand(n_held_out, -1).clone()
 
         def held_out(index, x, mask):
-            z, _ = infer_latents(
+            z = infer_latents(
                 decoder,
                 x,
                 lambda *_: state[index],
@@ -184,7 +186,7 @@ class BaseAutoDecoder(BaseRepresentationEstimator):
                 latent_l2=settings["latent_l2"],
                 batch_size=len(x),
                 device=device,
-            )
+            ).latents
             state[index] = z
             return z
 
@@ -403,18 +405,30 @@ class BaseAutoDecoder(BaseRepresentationEstimator):
     def _encode(self, data, decoder):
         """Inferred latents of ``data``, chunk by chunk (the transform hook)."""
         init = self._init_function(decoder, data.dtype, data.device)
+        unconverged = []
 
         def infer(x, mask):
-            z, _ = self._infer_tensor(decoder, x, mask, self.loss_, data.device, init=init)
-            return z
+            result = self._infer_tensor(decoder, x, mask, self.loss_, data.device, init=init)
+            if hasattr(result, "converged"):
+                unconverged.append(int((~result.converged).sum()))
+            return result[0]
 
-        return map_rows(
+        Z = map_rows(
             data,
             infer,
             width=self.n_components_,
             out_dtype=output_dtype(data.X),
             batch_size=self.inference_batch_size,
         )
+        if sum(unconverged):
+            warnings.warn(
+                f"{sum(unconverged)} of {len(data)} samples ({sum(unconverged) / len(data):.1%}) "
+                f"reached inference_max_iter={self.inference_max_iter} before their latent "
+                "converged; increase inference_max_iter or inference_tol.",
+                ConvergenceWarning,
+                stacklevel=3,
+            )
+        return Z
 
     def _infer_tensor(self, decoder, X_t, mask, loss, device, init=None):
         """Latents of the tensor ``X_t`` under ``decoder`` (same dtype as X_t).

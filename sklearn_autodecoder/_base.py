@@ -43,7 +43,7 @@ from ._devices import (
 from ._inference import frozen
 from ._persistence import SaveMixin
 from ._load import LowLoadWarning, decoder_load, n_free_parameters
-from ._losses import LOSSES, sample_losses
+from ._losses import LOSSES, decoded_losses
 from ._threads import forward_flops, resolve_n_threads, torch_threads
 from ._training import RepresentationNet, make_callbacks, needs_validation
 from .nn import RepresentationModel
@@ -498,8 +498,7 @@ class BaseRepresentationEstimator(
         with self._threads(), torch.no_grad(), frozen(decoder), autocast(self.precision, self.device_):
             for rows, x, mask in data.batches(slices(len(data), self._transform_batch_size())):
                 z = torch.as_tensor(Z[rows], dtype=data.dtype, device=data.device)
-                x_hat = decoder(z).to(x.dtype)
-                total += float(sample_losses(x_hat, x, self.loss_, mask).sum())
+                total += float(decoded_losses(decoder, z, x, self.loss_, mask).sum())
                 n_observed += x.numel() if mask is None else int(mask.sum())
         return -total / n_observed
 

@@ -363,10 +363,10 @@ class AutoDecoderImputer(SaveMixin, OneToOneFeatureMixin, TransformerMixin, Base
              for x, m in _chunks(X_t, mask, batch_size, device)]
         )
         # Candidate j of sample i sits at row i * k + j.
-        Z, _ = model._infer_tensor(
+        Z = model._infer_tensor(
             decoder, X_t.repeat_interleave(k, 0), mask.repeat_interleave(k, 0),
             model.loss_, device, init=latents[nearest.ravel()],
-        )
+        )[0]
         X_hat = decode_in_chunks(decoder, Z, batch_size, device).cpu().reshape(len(X), k, -1).mean(dim=1)
         return X_hat.numpy().astype(X.dtype, copy=False)
 

@@ -25,7 +25,7 @@ from skorch.utils import Ansi, TeeGenerator
 from . import _distributed as distributed
 from ._data import slices
 from ._devices import autocast
-from ._losses import sample_losses
+from ._losses import decoded_losses
 from ._priors import prior_loss
 
 # Adam's learning rate for a latent prior's parameters (the DGD code's).
@@ -200,9 +200,10 @@ class RepresentationNet(NeuralNet):
         self.history.record(prefix + "_loss", mean)
         self.history.record(prefix + "_loss_best", not previous or mean < min(previous))
 
-    def _objective(self, z, x_hat, x, mask):
-        # Losses in the data's dtype (float32), whatever the autocast dtype.
-        losses = sample_losses(x_hat.to(x.dtype), x, self.loss, mask)
+    def _objective(self, z, x, mask):
+        # decoded_losses works from the decoder's logits for BCE (a gradient
+        # that does not vanish when saturated), in the data's dtype.
+        losses = decoded_losses(self.module_.decoder, z, x, self.loss, mask)
         if self.latent_l2:
             losses = losses + self.latent_l2 * z.pow(2).sum(dim=1)
         total = losses.sum()
@@ -248,12 +249,12 @@ class RepresentationNet(NeuralNet):
         self._set_training(True)
         index, x, mask = batch
         with autocast(self.precision, x.device):
-            z, x_hat = self.module_(index, x)
-        total = self._objective(z, x_hat, x, mask)
+            z = self.module_.representation(index, x)
+            total = self._objective(z, x, mask)
         (total if self.scaler_ is None else self.scaler_.scale(total)).backward()
         # The history records the mean per-sample loss: readable whatever
         # the batch size, while the gradient uses the sum.
-        return {"loss": total.detach() / len(index), "y_pred": x_hat}
+        return {"loss": total.detach() / len(index), "y_pred": z}
 
     def validation_step(self, batch, **fit_params):
         self._set_training(False)
@@ -265,10 +266,8 @@ class RepresentationNet(NeuralNet):
                 with torch.no_grad():
                     z = self.module_.representation(index, x)
             with torch.no_grad():
-                x_hat = self.module_.decoder(z)
-        with torch.no_grad():
-            total = self._objective(z, x_hat, x, mask)
-        return {"loss": total / len(index), "y_pred": x_hat}
+                total = self._objective(z, x, mask)
+        return {"loss": total / len(index), "y_pred": z}
 
 
 class PlainPrintLog(PrintLog):

@@ -146,6 +146,8 @@ CHILD = """
 import sys, warnings
 import numpy as np
 warnings.simplefilter("error")  # no version or device warning on the same machine
+from sklearn.exceptions import ConvergenceWarning
+warnings.simplefilter("ignore", ConvergenceWarning)  # the tiny models' short inference
 from sklearn_autodecoder import load
 from sklearn.base import clone
 folder, names = sys.argv[1], sys.argv[2:]
