@@ -40,6 +40,8 @@ extensions = [
 
 source_suffix = {".rst": "restructuredtext", ".md": "markdown"}
 root_doc = "index"
+# `x` in docstrings is code, as in scikit-learn's docs.
+default_role = "literal"
 templates_path = ["_templates"]
 exclude_patterns = ["_build", "Thumbs.db", ".DS_Store", "auto_examples/*.ipynb",
                     "auto_examples/*.py", "auto_examples/*.zip", "**.md5"]
@@ -82,7 +84,8 @@ html_theme_options = {
     "navbar_align": "left",
     "show_prev_next": False,
     "navigation_with_keys": False,
-    "secondary_sidebar_items": ["page-toc"],
+    # Gallery pages give the code the width of the in-page table of contents.
+    "secondary_sidebar_items": {"**": ["page-toc"], "auto_examples/*": []},
     "footer_start": ["copyright"],
     "footer_end": ["sphinx-version", "theme-version"],
 }
@@ -103,8 +106,10 @@ def _public_names(module):
     if hasattr(module, "__all__"):
         return {name for name in module.__all__ if name != "__version__"}
     return {
-        name for name, obj in vars(module).items()
-        if not name.startswith("_") and (inspect.isclass(obj) or inspect.isfunction(obj))
+        name
+        for name, obj in vars(module).items()
+        if not name.startswith("_")
+        and (inspect.isclass(obj) or inspect.isfunction(obj))
         and obj.__module__ == module.__name__
     }
 
@@ -131,7 +136,8 @@ def _check_api_reference(app):
             listed[module].add(line.strip())
     package = sklearn_autodecoder.__name__
     modules = [package] + [
-        f"{package}.{info.name}" for info in pkgutil.iter_modules(sklearn_autodecoder.__path__)
+        f"{package}.{info.name}"
+        for info in pkgutil.iter_modules(sklearn_autodecoder.__path__)
         if not info.name.startswith("_")
     ]
     for name in modules:
@@ -139,14 +145,16 @@ def _check_api_reference(app):
             continue
         missing = _public_names(importlib.import_module(name)) - listed.get(name, set())
         if missing:
-            logger.warning("api.rst does not list %s from %s", ", ".join(sorted(missing)), name)
+            names = ", ".join(sorted(missing))
+            logger.warning("api.rst does not list %s from %s", names, name)
 
 
 # -- Links to scikit-learn without intersphinx ---------------------------------
 # Docstrings use scikit-learn's conventions (:term:`fit`, :class:`~sklearn.x.Y`).
 # Intersphinx would fetch scikit-learn's inventory over the network; instead an
-# unresolved reference to a glossary term or a ``sklearn.`` object becomes a
-# plain link to scikit-learn's site.
+# unresolved reference to a glossary term, a ``sklearn.`` object or a label in
+# an inherited scikit-learn docstring becomes a plain link to scikit-learn's
+# site. Any other unresolved reference still warns.
 SKLEARN_URL = "https://scikit-learn.org/stable/"
 
 
@@ -154,7 +162,17 @@ def _link_to_sklearn(app, env, node, contnode):
     from docutils import nodes
 
     target = node.get("reftarget", "")
-    if node.get("reftype") == "term":
+    # Inherited methods (get_params, set_output, ...) bring scikit-learn's own
+    # docstrings, whose :ref: labels live in scikit-learn's documentation.
+    in_sklearn_docstring = "docstring of sklearn." in str(node.source)
+    if node.get("reftype") == "ref" and in_sklearn_docstring:
+        if target.startswith("sphx_glr_auto_examples_"):
+            example = target.removeprefix("sphx_glr_auto_examples_").removesuffix(".py")
+            folder, _, name = example.partition("_plot_")
+            uri = f"{SKLEARN_URL}auto_examples/{folder}/plot_{name}.html"
+        else:
+            uri = f"{SKLEARN_URL}search.html?q={target}"
+    elif node.get("reftype") == "term":
         anchor = "term-" + re.sub(r"[^\w]+", "-", target.lower()).strip("-")
         uri = f"{SKLEARN_URL}glossary.html#{anchor}"
     elif node.get("refdomain") == "py" and target.startswith("sklearn."):

@@ -54,8 +54,10 @@ def compare(imputers, model, X_train, y_train, X_test, y_test, X_test_complete):
         X_filled = pipe[0].transform(X_test)
         rmse = np.sqrt(np.mean((X_filled[missing] - X_test_complete[missing]) ** 2))
         results[name] = (score, rmse, seconds)
-        print(f"{name:>20}: score {score:.3f}, RMSE on the missing entries {rmse:.3f}, "
-              f"{seconds:5.1f} s")
+        print(
+            f"{name:>20}: score {score:.3f}, RMSE on the missing entries {rmse:.3f}, "
+            f"{seconds:5.1f} s"
+        )
     return results
 
 
@@ -78,7 +80,9 @@ from sklearn.model_selection import train_test_split
 from sklearn_autodecoder import AutoDecoder, AutoDecoderImputer
 
 X, y = load_digits(return_X_y=True)
-X_train, X_test, y_train, y_test = train_test_split(X / 16.0, y, test_size=0.3, random_state=0)
+X_train, X_test, y_train, y_test = train_test_split(
+    X / 16.0, y, test_size=0.3, random_state=0
+)
 X_train_nan, X_test_nan = hide(X_train, 0.5, 0), hide(X_test, 0.5, 1)
 
 classifier = LogisticRegression(max_iter=2000)
@@ -89,11 +93,24 @@ digits = compare(
         "SimpleImputer": SimpleImputer(),
         "KNNImputer": KNNImputer(),
         "IterativeImputer": IterativeImputer(max_iter=5, random_state=0),
-        "AutoDecoderImputer": AutoDecoderImputer(AutoDecoder(
-            n_components=8, hidden_layer_sizes=(64, 128), loss="bce", max_iter=100,
-            init="nearest", device="cpu", random_state=0)),
+        "AutoDecoderImputer": AutoDecoderImputer(
+            AutoDecoder(
+                n_components=8,
+                hidden_layer_sizes=(64, 128),
+                loss="bce",
+                max_iter=100,
+                init="nearest",
+                device="cpu",
+                random_state=0,
+            )
+        ),
     },
-    classifier, X_train_nan, y_train, X_test_nan, y_test, X_test,
+    classifier,
+    X_train_nan,
+    y_train,
+    X_test_nan,
+    y_test,
+    X_test,
 )
 
 # %%
@@ -117,13 +134,29 @@ genes = compare(
     {
         "SimpleImputer": SimpleImputer(),
         "KNNImputer": KNNImputer(),
-        "IterativeImputer": IterativeImputer(max_iter=5, n_nearest_features=50, random_state=0),
-        "AutoDecoderImputer": AutoDecoderImputer(AutoDecoder(
-            n_components=50, hidden_layer_sizes=(), max_iter=200, learning_rate=1e-2,
-            latent_optimizer="adam", latent_learning_rate=0.1, init="mean",
-            device="cpu", random_state=0)),
+        "IterativeImputer": IterativeImputer(
+            max_iter=5, n_nearest_features=50, random_state=0
+        ),
+        "AutoDecoderImputer": AutoDecoderImputer(
+            AutoDecoder(
+                n_components=50,
+                hidden_layer_sizes=(),
+                max_iter=200,
+                learning_rate=1e-2,
+                latent_optimizer="adam",
+                latent_learning_rate=0.1,
+                init="mean",
+                device="cpu",
+                random_state=0,
+            )
+        ),
     },
-    regressor, X_train_nan, y_train, X_test_nan, y_test, X_test,
+    regressor,
+    X_train_nan,
+    y_train,
+    X_test_nan,
+    y_test,
+    X_test,
 )
 
 # %%
@@ -133,24 +166,36 @@ import matplotlib.pyplot as plt
 
 fig, axes = plt.subplots(2, 3, figsize=(11, 5.5))
 colors = ["0.6", "tab:orange", "tab:green", "tab:blue"]
-for row, (title, results, complete, score_name) in enumerate((
-    ("digits, 50% missing", digits, complete_digits, "accuracy"),
-    ("gene expression, 70% missing", genes, complete_genes, "$R^2$"),
-)):
+for row, (title, results, complete, score_name) in enumerate(
+    (
+        ("digits, 50% missing", digits, complete_digits, "accuracy"),
+        ("gene expression, 70% missing", genes, complete_genes, "$R^2$"),
+    )
+):
     names = list(results)
     score, rmse, seconds = (np.array(v) for v in zip(*results.values()))
-    for ax, values, label in zip(axes[row], (score, rmse, seconds),
-                                 (score_name, "RMSE on missing entries", "seconds (fit + score)")):
+    for ax, values, label in zip(
+        axes[row],
+        (score, rmse, seconds),
+        (score_name, "RMSE on missing entries", "seconds (fit + score)"),
+    ):
         ax.barh(names, values, color=colors)
         ax.invert_yaxis()
         ax.set_xlabel(label)
         for k, v in enumerate(values):
-            ax.annotate(f"{v:.3g}", (v, k), xytext=(3, 0), textcoords="offset points",
-                        va="center", fontsize=8)
+            ax.annotate(
+                f"{v:.3g}",
+                (v, k),
+                xytext=(3, 0),
+                textcoords="offset points",
+                va="center",
+                fontsize=8,
+            )
         ax.margins(x=0.2)
     axes[row, 0].axvline(complete, color="black", ls="--", lw=1)
-    axes[row, 0].set_title(f"{title} (dashed: complete data, {complete:.3f})",
-                           loc="left", fontsize=10)
+    axes[row, 0].set_title(
+        f"{title} (dashed: complete data, {complete:.3f})", loc="left", fontsize=10
+    )
     for ax in axes[row, 1:]:
         ax.set_yticklabels([])
 fig.tight_layout()

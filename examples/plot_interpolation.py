@@ -43,8 +43,10 @@ def load_images():
     if not folder:
         X, y = load_digits(return_X_y=True)
         return X / 16.0, y, (8, 8)
-    files = [os.path.join(folder, f"mnist10k-{kind}-idx{d}-ubyte.gz")
-             for kind, d in (("images", 3), ("labels", 1))]
+    files = [
+        os.path.join(folder, f"mnist10k-{kind}-idx{d}-ubyte.gz")
+        for kind, d in (("images", 3), ("labels", 1))
+    ]
     for path in files:
         if not os.path.isfile(path):
             raise FileNotFoundError(
@@ -97,7 +99,9 @@ for a, b in [(1, 7), (4, 9)]:
     ia = np.flatnonzero(faithful & (y_test == a))
     ib = np.flatnonzero(faithful & (y_test == b))
     angles = angle(Z_test[ia], Z_test[ib])
-    typical = np.unravel_index(np.abs(angles - np.median(angles)).argmin(), angles.shape)
+    typical = np.unravel_index(
+        np.abs(angles - np.median(angles)).argmin(), angles.shape
+    )
     widest = np.unravel_index(angles.argmax(), angles.shape)
     for kind, (i, j) in (("typical", typical), ("widest", widest)):
         pairs.append((ia[i], ib[j]))
@@ -110,17 +114,27 @@ start, end = np.array(pairs).T
 # The path's first and last frames equal ``inverse_transform(transform(X))``
 # of the end digits (inference is deterministic).
 n_steps = 9
-paths = {method: interpolate(model, X_test[start], X_test[end], n_steps, method=method)
-         for method in ("linear", "spherical")}
+paths = {
+    method: interpolate(model, X_test[start], X_test[end], n_steps, method=method)
+    for method in ("linear", "spherical")
+}
 for method, (Z_path, X_path) in paths.items():
-    gap = max(np.abs(X_path[:, 0] - X_projected[start]).max(),
-              np.abs(X_path[:, -1] - X_projected[end]).max())
-    print(f"{method:>9}: end frames vs the end digits' projections, max difference {gap:.1e}")
+    gap = max(
+        np.abs(X_path[:, 0] - X_projected[start]).max(),
+        np.abs(X_path[:, -1] - X_projected[end]).max(),
+    )
+    print(
+        f"{method:>9}: end frames vs projections of the end digits, max gap {gap:.1e}"
+    )
 
 import matplotlib.pyplot as plt
 
-fig, axes = plt.subplots(2 * len(pairs), n_steps + 2, figsize=(8.5, 1.0 * 2 * len(pairs)),
-                         gridspec_kw=dict(hspace=0.45, wspace=0.08))
+fig, axes = plt.subplots(
+    2 * len(pairs),
+    n_steps + 2,
+    figsize=(8.5, 1.0 * 2 * len(pairs)),
+    gridspec_kw=dict(hspace=0.45, wspace=0.08),
+)
 for p, (label, s, e) in enumerate(zip(labels, start, end)):
     for m, (method, (_, X_path)) in enumerate(paths.items()):
         row = axes[2 * p + m]
@@ -136,11 +150,18 @@ for p, (label, s, e) in enumerate(zip(labels, start, end)):
                 for spine in ax.spines.values():
                     spine.set_color("tab:orange")
                     spine.set_linewidth(2)
-        row[0].set_ylabel(f"{label}\n{method}" if m == 0 else method, rotation=0,
-                          ha="right", va="center", fontsize=7)
-fig.suptitle("Orange frames: the end digits; between them, the decoded path\n"
-             "(from the first digit's projection to the second's; numbers: the digit read)",
-             fontsize=9)
+        row[0].set_ylabel(
+            f"{label}\n{method}" if m == 0 else method,
+            rotation=0,
+            ha="right",
+            va="center",
+            fontsize=7,
+        )
+fig.suptitle(
+    "Orange frames: the end digits; between them, the decoded path\n"
+    "(from the first digit's projection to the second's; numbers: the digit read)",
+    fontsize=9,
+)
 
 # %%
 # Where the paths run
@@ -157,7 +178,9 @@ fig, axes = plt.subplots(1, len(pairs), figsize=(10, 2.6), sharey=True)
 for p, ax in enumerate(axes):
     ax.axhspan(low, high, color="0.85", label="training latents, 5-95%")
     for method, style in (("linear", "-o"), ("spherical", "-s")):
-        ax.plot(t, np.linalg.norm(paths[method][0][p], axis=1), style, ms=3, label=method)
+        ax.plot(
+            t, np.linalg.norm(paths[method][0][p], axis=1), style, ms=3, label=method
+        )
     ax.set_title(labels[p].replace("\n", ", "), fontsize=8)
     ax.set_xlabel("position on the path")
 axes[0].set_ylabel("latent norm")
@@ -173,8 +196,10 @@ fig.tight_layout()
 rng = np.random.RandomState(0)
 i, j = rng.randint(len(X_test), size=(2, 300))
 mid = n_steps // 2
-midpoints = {method: interpolate(model, X_test[i], X_test[j], n_steps, method=method)[1][:, mid]
-             for method in ("linear", "spherical")}
+midpoints = {
+    method: interpolate(model, X_test[i], X_test[j], n_steps, method=method)[1][:, mid]
+    for method in ("linear", "spherical")
+}
 difference = np.abs(midpoints["linear"] - midpoints["spherical"]).mean(axis=1)
 pair_angle = np.diag(angle(Z_test[i], Z_test[j]))
 fig, ax = plt.subplots(figsize=(5, 3.2))
@@ -186,8 +211,10 @@ plt.show()
 for lo, hi in ((0, 60), (60, 120), (120, 180)):
     sel = (pair_angle >= lo) & (pair_angle < hi)
     if sel.any():
-        print(f"angle {lo:>3}-{hi:<3} degrees: {sel.sum():>3} pairs, "
-              f"mean pixel difference {difference[sel].mean():.3f}")
+        print(
+            f"angle {lo:>3}-{hi:<3} degrees: {sel.sum():>3} pairs, "
+            f"mean pixel difference {difference[sel].mean():.3f}"
+        )
 
 # %%
 # Reading the result
