@@ -71,6 +71,8 @@ sphinx_gallery_conf = {
     "doc_module": ("sklearn_autodecoder",),
     "backreferences_dir": "generated/backreferences",
     "remove_config_comments": True,
+    # Examples print what they report; no repr of a cell's last expression.
+    "capture_repr": (),
     "show_memory": False,
     "plot_gallery": "True",
     "abort_on_example_error": True,
@@ -85,7 +87,11 @@ html_theme_options = {
     "show_prev_next": False,
     "navigation_with_keys": False,
     # Gallery pages give the code the width of the in-page table of contents.
-    "secondary_sidebar_items": {"**": ["page-toc"], "auto_examples/*": []},
+    "secondary_sidebar_items": {
+        "*": ["page-toc"],
+        "generated/*": ["page-toc"],
+        "auto_examples/*": [],
+    },
     "footer_start": ["copyright"],
     "footer_end": ["sphinx-version", "theme-version"],
 }
