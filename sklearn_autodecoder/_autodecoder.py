@@ -314,7 +314,7 @@ class BaseAutoDecoder(BaseRepresentationEstimator):
 
         Returns
         -------
-        X : ndarray of shape (n_samples, n_features_in_)
+        X : ndarray of shape (n_samples, ``n_features_in_``)
             Decoded samples, in the data's space (pixels in [0, 1] for the
             image estimators, probabilities for ``loss="bce"``).
         y : ndarray of shape (n_samples,)
@@ -518,7 +518,7 @@ class BaseAutoDecoder(BaseRepresentationEstimator):
 
         Returns
         -------
-        Z : ndarray of shape (n_samples, n_components_)
+        Z : ndarray of shape (n_samples, ``n_components_``)
             Latent vectors, float64 for float64 X and float32 otherwise.
         """
         return super().transform(X)
@@ -716,9 +716,9 @@ class AutoDecoder(MLPDecoderMixin, BaseAutoDecoder):
     ----------
     decoder_ : torch.nn.Module
         The fitted decoder, on ``device_``, in eval mode. It maps latents of
-        shape (n, n_components_) to samples of shape (n, n_features_in_).
+        shape (n, ``n_components_``) to samples of shape (n, ``n_features_in_``).
 
-    embedding_ : ndarray of shape (n_samples, n_components_)
+    embedding_ : ndarray of shape (n_samples, ``n_components_``)
         Latent vectors of the training samples, learnt jointly with the
         decoder; float64 for float64 X and float32 otherwise. Under
         ``early_stopping`` the held-out samples' rows are inferred against the
@@ -726,8 +726,8 @@ class AutoDecoder(MLPDecoderMixin, BaseAutoDecoder):
 
     encoder_ : torch.nn.Module
         The amortised encoder of ``init="encoder"``, on ``device_``, in eval
-        mode. It maps samples of shape (n, n_features_in_) to starting latents
-        of shape (n, n_components_). Set only when ``init="encoder"``.
+        mode. It maps samples of shape (n, ``n_features_in_``) to starting latents
+        of shape (n, ``n_components_``). Set only when ``init="encoder"``.
 
     encoder_loss_curve_ : list of float
         Mean objective per sample of the amortised encoder's training, per
@@ -748,13 +748,13 @@ class AutoDecoder(MLPDecoderMixin, BaseAutoDecoder):
         The fitted Gaussian mixture prior (``latent_prior="gmm"`` only).
     prior_weights_ : ndarray of shape (n_prior_components,)
         Mixture weights (``latent_prior="gmm"`` only).
-    prior_means_ : ndarray of shape (n_prior_components, n_components_)
+    prior_means_ : ndarray of shape (n_prior_components, ``n_components_``)
         Component means (``latent_prior="gmm"`` only).
     prior_covariances_ : ndarray
         Component covariances in the shapes of
         :class:`sklearn.mixture.GaussianMixture`: (n_prior_components,
-        n_components_) for "diag", (n_prior_components,) for "spherical",
-        (n_prior_components, n_components_, n_components_) for "full"
+        ``n_components_``) for "diag", (n_prior_components,) for "spherical",
+        (n_prior_components, ``n_components_``, ``n_components_``) for "full"
         (``latent_prior="gmm"`` only).
     settings_ : dict
         The training settings in use (``n_components``, ``loss`` and the
@@ -1098,9 +1098,9 @@ class ConvAutoDecoder(ConvDecoderMixin, BaseAutoDecoder):
     ----------
     decoder_ : torch.nn.Module
         The fitted decoder, on ``device_``, in eval mode. It maps latents of
-        shape (n, n_components_) to samples of shape (n, n_features_in_).
+        shape (n, ``n_components_``) to samples of shape (n, ``n_features_in_``).
 
-    embedding_ : ndarray of shape (n_samples, n_components_)
+    embedding_ : ndarray of shape (n_samples, ``n_components_``)
         Latent vectors of the training samples, learnt jointly with the
         decoder; float64 for float64 X and float32 otherwise. Under
         ``early_stopping`` the held-out samples' rows are inferred against the
@@ -1108,8 +1108,8 @@ class ConvAutoDecoder(ConvDecoderMixin, BaseAutoDecoder):
 
     encoder_ : torch.nn.Module
         The amortised encoder of ``init="encoder"``, on ``device_``, in eval
-        mode. It maps samples of shape (n, n_features_in_) to starting latents
-        of shape (n, n_components_). Set only when ``init="encoder"``.
+        mode. It maps samples of shape (n, ``n_features_in_``) to starting latents
+        of shape (n, ``n_components_``). Set only when ``init="encoder"``.
 
     encoder_loss_curve_ : list of float
         Mean objective per sample of the amortised encoder's training, per
@@ -1133,13 +1133,13 @@ class ConvAutoDecoder(ConvDecoderMixin, BaseAutoDecoder):
         The fitted Gaussian mixture prior (``latent_prior="gmm"`` only).
     prior_weights_ : ndarray of shape (n_prior_components,)
         Mixture weights (``latent_prior="gmm"`` only).
-    prior_means_ : ndarray of shape (n_prior_components, n_components_)
+    prior_means_ : ndarray of shape (n_prior_components, ``n_components_``)
         Component means (``latent_prior="gmm"`` only).
     prior_covariances_ : ndarray
         Component covariances in the shapes of
         :class:`sklearn.mixture.GaussianMixture`: (n_prior_components,
-        n_components_) for "diag", (n_prior_components,) for "spherical",
-        (n_prior_components, n_components_, n_components_) for "full"
+        ``n_components_``) for "diag", (n_prior_components,) for "spherical",
+        (n_prior_components, ``n_components_``, ``n_components_``) for "full"
         (``latent_prior="gmm"`` only).
     settings_ : dict
         The training settings in use (``n_components``, ``loss`` and the

@@ -74,7 +74,7 @@ class BaseAutoEncoder(BaseRepresentationEstimator):
 
         Returns
         -------
-        Z : ndarray of shape (n_samples, n_components_)
+        Z : ndarray of shape (n_samples, ``n_components_``)
             Latent vectors, float64 for float64 X and float32 otherwise.
         """
         return super().transform(X)
@@ -207,11 +207,11 @@ class AutoEncoder(MLPDecoderMixin, BaseAutoEncoder):
     ----------
     decoder_ : torch.nn.Module
         The fitted decoder, on ``device_``, in eval mode. It maps latents of
-        shape (n, n_components_) to samples of shape (n, n_features_in_).
+        shape (n, ``n_components_``) to samples of shape (n, ``n_features_in_``).
 
     encoder_ : torch.nn.Module
         The fitted encoder, on ``device_``, in eval mode. It maps samples of
-        shape (n, n_features_in_) to latents of shape (n, n_components_).
+        shape (n, ``n_features_in_``) to latents of shape (n, ``n_components_``).
 
     n_components_ : int
         Size of the latent vectors in use.
@@ -462,11 +462,11 @@ class ConvAutoEncoder(ConvDecoderMixin, BaseAutoEncoder):
     ----------
     decoder_ : torch.nn.Module
         The fitted decoder, on ``device_``, in eval mode. It maps latents of
-        shape (n, n_components_) to samples of shape (n, n_features_in_).
+        shape (n, ``n_components_``) to samples of shape (n, ``n_features_in_``).
 
     encoder_ : torch.nn.Module
         The fitted encoder, on ``device_``, in eval mode. It maps samples of
-        shape (n, n_features_in_) to latents of shape (n, n_components_).
+        shape (n, ``n_features_in_``) to latents of shape (n, ``n_components_``).
 
     n_components_ : int
         Size of the latent vectors in use.

@@ -432,7 +432,7 @@ class BaseRepresentationEstimator(
 
         Returns
         -------
-        Z : ndarray of shape (n_samples, n_components_)
+        Z : ndarray of shape (n_samples, ``n_components_``)
             Latent vectors, float64 for float64 X and float32 otherwise.
         """
         check_is_fitted(self)
@@ -445,12 +445,12 @@ class BaseRepresentationEstimator(
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_components_)
+        X : array-like of shape (n_samples, ``n_components_``)
             Latent vectors.
 
         Returns
         -------
-        X_original : ndarray of shape (n_samples, n_features_in_)
+        X_original : ndarray of shape (n_samples, ``n_features_in_``)
             Reconstructions, float64 for float64 latents and float32
             otherwise; for the image estimators, pixel values in [0, 1].
         """

@@ -175,12 +175,12 @@ class AutoDecoderImputer(SaveMixin, OneToOneFeatureMixin, TransformerMixin, Base
     ----------
     estimator_ : AutoDecoder or ConvAutoDecoder
         The fitted auto-decoder. It works on ``(X - center_) / scale_``.
-    center_ : ndarray of shape (n_features_in_,)
+    center_ : ndarray of shape (``n_features_in_``,)
         Subtracted from X before the auto-decoder (zeros when ``estimator``
         is given).
-    scale_ : ndarray of shape (n_features_in_,)
+    scale_ : ndarray of shape (``n_features_in_``,)
         Divides the centred X (ones when ``estimator`` is given).
-    data_min_, data_max_ : ndarray of shape (n_features_in_,)
+    data_min_, data_max_ : ndarray of shape (``n_features_in_``,)
         Range that imputed values are clipped to: each feature's observed
         range in :meth:`fit` with the default model (infinite for a feature
         never observed), infinite when ``estimator`` is given.

@@ -1,16 +1,16 @@
 """Representation analysis: RDMs, RSA, representational consistency, CKA.
 
 Tools to compare the representations that networks learn, after Durbha,
-Goerttler et al. (2022), who compare the layers of differently initialised
+Goerttler et al. (2022) [4]_, who compare the layers of differently initialised
 encoder-decoder networks:
 
 - :func:`rdm` summarises a layer's representation of n stimuli as the n x n
-  matrix of their pairwise dissimilarities (Kriegeskorte et al., 2008);
+  matrix of their pairwise dissimilarities (Kriegeskorte et al., 2008) [1]_;
 - :func:`rsa` correlates two RDMs, i.e. two representations of the same
   stimuli, whatever their widths;
 - :func:`representational_consistency` is the mean RSA correlation of one
-  layer across model instances (Mehrer et al., 2020);
-- :func:`linear_cka` is a second similarity measure (Kornblith et al., 2019);
+  layer across model instances (Mehrer et al., 2020) [2]_;
+- :func:`linear_cka` is a second similarity measure (Kornblith et al., 2019) [3]_;
 - :func:`layer_activations` reads every layer of a fitted estimator;
 - :func:`plot_rdm` and :func:`plot_mds` draw an RDM and the MDS map of many
   RDMs (matplotlib is an optional dependency, imported only there).
