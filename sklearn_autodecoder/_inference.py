@@ -158,7 +158,7 @@ class _ChunkProblem:
                 z = z.detach().requires_grad_(True)
                 total, size = self.losses(z, rows)
                 (grad,) = torch.autograd.grad(total.sum(), z)
-            return total.detach(), size.detach(), grad
+            return total.detach().to(z.dtype), size.detach().to(z.dtype), grad
         # The gradient through the input layer is grad_h @ W, an (n, m)
         # product whose rows BLAS sums in another order by their position in
         # the batch when m is small; one small product per row (bmm) is
@@ -172,7 +172,9 @@ class _ChunkProblem:
             data = masked_sum(link_losses(body(h), x, self.link), mask)[:n]
             (grad_h,) = torch.autograd.grad(data.sum(), h)
         grad = torch.bmm(grad_h[:n, None, :], weight.expand(n, *weight.shape))[:, 0]
-        data = data.detach()
+        # Under autocast (precision="bfloat16") the products come out in the
+        # lower precision; the latents and their updates stay in z's dtype.
+        grad, data = grad.to(z.dtype), data.detach().to(z.dtype)
         if self.penalty is None:
             return data, data.abs(), grad
         with torch.enable_grad():
