@@ -43,9 +43,11 @@ from contextlib import contextmanager
 from typing import NamedTuple
 
 import torch
+from torch import nn
 from torch.func import hessian, jvp, vmap
 
 from ._losses import link_derivatives, link_losses, masked_sum, output_and_loss
+from .nn import MaskedLinear
 
 METHODS = ("lbfgs", "lm", "adam")
 
@@ -129,6 +131,7 @@ class _ChunkProblem:
         self.forward, self.link = output_and_loss(decoder, loss)
         self.x, self.mask, self.penalty = x, mask, penalty
         self.tiny = torch.finfo(x.dtype).eps
+        self.split = _split_input_linear(self.forward)
 
     def _take(self, rows):
         return self.x[rows], None if self.mask is None else self.mask[rows]
@@ -150,11 +153,34 @@ class _ChunkProblem:
 
     def losses_and_grads(self, z, rows):
         """``(loss, size, grad)`` per row, no graph kept."""
+        if self.split is None:
+            with torch.enable_grad():
+                z = z.detach().requires_grad_(True)
+                total, size = self.losses(z, rows)
+                (grad,) = torch.autograd.grad(total.sum(), z)
+            return total.detach(), size.detach(), grad
+        # The gradient through the input layer is grad_h @ W, an (n, m)
+        # product whose rows BLAS sums in another order by their position in
+        # the batch when m is small; one small product per row (bmm) is
+        # position-free.
+        head, body, weight = self.split
+        n = len(z)
+        z_pad, rows = _pad(z, rows)
+        x, mask = self._take(rows)
         with torch.enable_grad():
-            z = z.detach().requires_grad_(True)
-            total, size = self.losses(z, rows)
-            (grad,) = torch.autograd.grad(total.sum(), z)
-        return total.detach(), size.detach(), grad
+            h = head(z_pad).detach().requires_grad_(True)
+            data = masked_sum(link_losses(body(h), x, self.link), mask)[:n]
+            (grad_h,) = torch.autograd.grad(data.sum(), h)
+        grad = torch.bmm(grad_h[:n, None, :], weight.expand(n, *weight.shape))[:, 0]
+        data = data.detach()
+        if self.penalty is None:
+            return data, data.abs(), grad
+        with torch.enable_grad():
+            zg = z.detach().requires_grad_(True)
+            prior = self.penalty(zg)
+            (prior_grad,) = torch.autograd.grad(prior.sum(), zg)
+        prior = prior.detach()
+        return data + prior, data.abs() + prior.abs(), grad + prior_grad
 
     def linearise(self, z, rows):
         """``(loss, size, grad, gauss_newton)`` per row, for Levenberg-Marquardt.
@@ -188,6 +214,28 @@ class _ChunkProblem:
             return data, data.abs(), grad, gn
         prior, prior_grad, prior_hess = _penalty_terms(self.penalty, z_pen)
         return data + prior, data.abs() + prior.abs(), grad + prior_grad, gn + prior_hess
+
+
+def _split_input_linear(module):
+    """``(linear, rest, weight)`` when ``module`` first applies an affine layer.
+
+    ``linear`` is an ``nn.Linear`` (or the package's ``MaskedLinear``) that
+    ``module`` applies first, possibly inside nested ``nn.Sequential``s;
+    ``rest`` does the remainder (sharing the modules); ``weight`` is the
+    layer's effective (out_features, in_features) matrix. None otherwise.
+    """
+    if type(module) is nn.Linear:
+        return module, nn.Identity(), module.weight
+    if isinstance(module, MaskedLinear):
+        return module, nn.Identity(), module.weight * module.mask
+    if not isinstance(module, nn.Sequential) or len(module) == 0:
+        return None
+    children = list(module)
+    inner = _split_input_linear(children[0])
+    if inner is None:
+        return None
+    head, rest, weight = inner
+    return head, nn.Sequential(rest, *children[1:]), weight
 
 
 def _pad(z, rows):
