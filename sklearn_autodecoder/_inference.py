@@ -130,7 +130,7 @@ class _ChunkProblem:
     def __init__(self, decoder, x, mask, loss, penalty):
         self.forward, self.link = output_and_loss(decoder, loss)
         self.x, self.mask, self.penalty = x, mask, penalty
-        self.tiny = torch.finfo(x.dtype).eps
+        self.eps = torch.finfo(x.dtype).eps
         self.split = _split_input_linear(self.forward)
 
     def _take(self, rows):
@@ -144,12 +144,12 @@ class _ChunkProblem:
         data = masked_sum(link_losses(self.forward(z), x, self.link), mask)[:n]
         if self.penalty is None:
             return data, data.abs()
-        prior = self.penalty(z[:n])
+        prior = self.penalty(z)[:n]
         return data + prior, data.abs() + prior.abs()
 
     def noise(self, size):
         """A margin above the rounding of a loss of magnitude ``size``."""
-        return _NOISE * self.tiny * size
+        return _NOISE * self.eps * size
 
     def losses_and_grads(self, z, rows):
         """``(loss, size, grad)`` per row, no graph kept."""
@@ -175,12 +175,8 @@ class _ChunkProblem:
         data = data.detach()
         if self.penalty is None:
             return data, data.abs(), grad
-        with torch.enable_grad():
-            zg = z.detach().requires_grad_(True)
-            prior = self.penalty(zg)
-            (prior_grad,) = torch.autograd.grad(prior.sum(), zg)
-        prior = prior.detach()
-        return data + prior, data.abs() + prior.abs(), grad + prior_grad
+        prior, prior_grad = _penalty_and_grad(self.penalty, z_pad)
+        return data + prior[:n], data.abs() + prior[:n].abs(), grad + prior_grad[:n]
 
     def linearise(self, z, rows):
         """``(loss, size, grad, gauss_newton)`` per row, for Levenberg-Marquardt.
@@ -190,7 +186,6 @@ class _ChunkProblem:
         tangent only moves its own output: rows are independent).
         """
         n, m = z.shape
-        z_pen = z
         z, rows = _pad(z, rows)
         x, mask = self._take(rows)
         f, jac = [], []
@@ -212,7 +207,7 @@ class _ChunkProblem:
         gn = torch.einsum("knf,nf,lnf->nkl", jac, weight, jac)[:n]
         if self.penalty is None:
             return data, data.abs(), grad, gn
-        prior, prior_grad, prior_hess = _penalty_terms(self.penalty, z_pen)
+        prior, prior_grad, prior_hess = (t[:n] for t in _penalty_terms(self.penalty, z))
         return data + prior, data.abs() + prior.abs(), grad + prior_grad, gn + prior_hess
 
 
@@ -253,18 +248,24 @@ def _pad(z, rows):
     return torch.cat([z, z[-1:].expand(pad, -1)]), torch.cat([rows, rows[-1:].expand(pad)])
 
 
-def _penalty_terms(penalty, z):
-    """Value, gradient and positive semi-definite Hessian of ``penalty`` per row."""
+def _penalty_and_grad(penalty, z):
+    """Value and gradient of ``penalty`` per row."""
     with torch.enable_grad():
         zg = z.detach().requires_grad_(True)
         value = penalty(zg)
         (grad,) = torch.autograd.grad(value.sum(), zg)
+    return value.detach(), grad
+
+
+def _penalty_terms(penalty, z):
+    """Value, gradient and positive semi-definite Hessian of ``penalty`` per row."""
+    value, grad = _penalty_and_grad(penalty, z)
     hess = vmap(hessian(lambda zi: penalty(zi[None])[0]))(z)
     # A mixture prior is not convex: keep the Hessian's non-negative part so
     # that the damped system stays positive definite.
     evals, evecs = torch.linalg.eigh(hess)
     hess = evecs @ torch.diag_embed(evals.clamp(min=0)) @ evecs.transpose(1, 2)
-    return value.detach(), grad, hess
+    return value, grad, hess
 
 
 def _small(gain, loss, size, tol, problem):
@@ -421,7 +422,7 @@ def _lm_chunk(problem, z0, *, max_iter, learning_rate, tol):
             loss[stale], size[stale], grad[stale], gn[stale] = problem.linearise(z[stale], stale)
         a = active
         diag = torch.diagonal(gn[a], dim1=1, dim2=2)
-        scale = diag.clamp(min=1e-6 * diag.amax(dim=1, keepdim=True).clamp(min=problem.tiny))
+        scale = diag.clamp(min=1e-6 * diag.amax(dim=1, keepdim=True).clamp(min=problem.eps))
         system = gn[a] + torch.diag_embed(damping[a, None] * scale)
         step = -torch.linalg.solve(system, grad[a])
         predicted = -((grad[a] * step).sum(1) + 0.5 * torch.einsum("nk,nkl,nl->n", step, gn[a], step))
@@ -430,7 +431,7 @@ def _lm_chunk(problem, z0, *, max_iter, learning_rate, tol):
         accepted = (gain >= -problem.noise(torch.maximum(size[a], t_size))) & torch.isfinite(t_loss)
         # Continuous in the gain ratio: a ratio at the rounding level (a gain
         # within the noise, kept) doubles the damping as a rejection does.
-        ratio = (gain / predicted.clamp(min=problem.tiny)).clamp(0, 1)
+        ratio = (gain / predicted.clamp(min=problem.eps)).clamp(0, 1)
         centred = 2 * ratio - 1
         shrink = torch.clamp(1 - centred * centred * centred, min=1 / 3)
         low = damping[a] <= _CONVERGED_DAMPING
