@@ -21,18 +21,20 @@ Three optimisers (``method``):
 * ``"adam"``: Adam with per-row step cuts (the earlier default; the
   training-time validation uses a few of its steps).
 
-float32. Rounding depends on a batch's shape: BLAS and oneDNN kernels sum in
-another order for a ragged remainder of rows, so a row's loss and gradient
-could change in the last bits with the rows that share its chunk; on a
-non-convex decoder (ReLU kinks) a long per-row trajectory amplifies that into
-visibly different latents. Hence every decoder evaluation runs on a multiple
-of ``_ROW_BLOCK`` rows (padded), which on CPU makes each row's arithmetic
-bitwise independent of the others (measured), and every per-row decision
-(a line search's acceptance, a stall, a convergence test) compares losses
-with a margin of a few float epsilons of the loss (``_NOISE``), so that it
-does not hinge on rounding on backends where padding is not enough. Bias
-corrections and other transcendental per-row factors come from tables, not
-from vectorised elementwise kernels whose tail elements round differently.
+float32. Rounding depends on a row's batch: BLAS and oneDNN kernels sum in
+another order for a ragged remainder of rows, and for a thin product (the
+gradient through the input layer, n x n_components) by the row's position
+in the batch. A long per-row trajectory on a kinked (ReLU) landscape
+amplifies such last-bit differences into visibly different latents (up to
+twice a row's norm in the tests). Hence every decoder evaluation runs on a
+multiple of ``_ROW_BLOCK`` rows (padded), the input layer's gradient is one
+small product per row, and on CPU each row's arithmetic is then bitwise
+independent of the other rows (measured on the MLP and conv decoders).
+Where a backend still rounds by batch, every per-row decision (a line
+search's acceptance, a stall, a convergence test) compares losses with a
+margin of a few float epsilons of the loss (``_NOISE``), and per-row factors
+such as Adam's bias corrections come from tables rather than from
+vectorised transcendental kernels.
 
 Starting points (see :func:`nearest_latents` and the estimators' ``init``)
 are computed chunk by chunk too, each row from its own sample only.
@@ -193,7 +195,7 @@ class _ChunkProblem:
         for start in range(0, len(z), step):
             zc = z[start : start + step]
             tangents = torch.eye(m, dtype=z.dtype, device=z.device)[:, None, :].expand(m, len(zc), m)
-            fc, jc = vmap(lambda t: jvp(self.forward, (zc,), (t,)), out_dims=(None, 0))(tangents)
+            fc, jc = vmap(lambda t, zc=zc: jvp(self.forward, (zc,), (t,)), out_dims=(None, 0))(tangents)
             f.append(fc)
             jac.append(jc)
         f, jac = torch.cat(f), torch.cat(jac, dim=1)  # jac: (m, n, n_features)
@@ -236,11 +238,10 @@ def _split_input_linear(module):
 def _pad(z, rows):
     """``z`` and ``rows`` padded to a multiple of ``_ROW_BLOCK`` rows (last row repeated).
 
-    Measured on CPU (MKL/oneDNN), a row's decoder output and gradient are
-    bitwise the same in any batch whose size is a multiple of 16, and differ
-    in the last bits in smaller or ragged batches (other kernels for the
-    remainder rows). Padding makes each row's arithmetic, and so its whole
-    trajectory, independent of which other rows share its chunk.
+    Measured on CPU (MKL/oneDNN), a row's decoder output is bitwise the same
+    in any batch whose size is a multiple of 16, and differs in the last bits
+    in smaller or ragged batches (other kernels, and scalar tails of the
+    vectorised elementwise ones, for the remainder rows).
     """
     pad = -len(z) % _ROW_BLOCK
     if pad == 0:
@@ -315,7 +316,7 @@ def _line_search(problem, rows, z, loss, size, d, slope):
         Rows that accepted the unit step.
     accepted : torch.Tensor of bool
     """
-    n, m = z.shape
+    n = len(z)
     alpha = torch.ones(n, dtype=z.dtype, device=z.device)
     new_z, new_grad = torch.full_like(z, math.nan), torch.full_like(z, math.nan)
     new_loss, new_size = torch.full_like(loss, math.nan), torch.full_like(size, math.nan)
@@ -330,10 +331,14 @@ def _line_search(problem, rows, z, loss, size, d, slope):
         good = pending[ok]
         new_z[good], new_loss[good], new_size[good], new_grad[good] = trial[ok], t_loss[ok], t_size[ok], t_grad[ok]
         accepted[good] = True
+        # The minimiser of the quadratic through L(0), L'(0) and L(alpha),
+        # kept within [0.1, 0.5] alpha (a far overshoot shrinks tenfold).
+        tried, rise = alpha[pending[~ok]], t_loss[~ok] - loss[pending[~ok]] - slope[pending[~ok]] * alpha[pending[~ok]]
+        best = -slope[pending[~ok]] * tried * tried / (2 * rise)
         pending = pending[~ok]
         if len(pending) == 0:
             break
-        alpha[pending] *= 0.5
+        alpha[pending] = torch.where(torch.isfinite(best), best, 0.1 * tried).clamp(0.1 * tried, 0.5 * tried)
     return (new_z, new_loss, new_size, new_grad), accepted & (alpha == 1), accepted
 
 

@@ -10,7 +10,6 @@ from sklearn.datasets import load_digits
 from sklearn.utils.estimator_checks import check_methods_subset_invariance
 
 from sklearn_autodecoder import AutoDecoder, ConvAutoDecoder
-from sklearn_autodecoder._load import LowLoadWarning
 from sklearn_autodecoder._base import INIT_STRATEGIES
 from sklearn_autodecoder._inference import (
     METHODS,
@@ -20,6 +19,7 @@ from sklearn_autodecoder._inference import (
     nearest_latents,
     pairwise_losses,
 )
+from sklearn_autodecoder._load import LowLoadWarning
 from sklearn_autodecoder._losses import sample_losses
 from sklearn_autodecoder.presets import ConvDecoderSpec
 
