@@ -15,11 +15,14 @@ Three optimisers (``method``):
 * ``"lm"``: Levenberg-Marquardt on the Gauss-Newton approximation
   ``J^T W J`` (``W = p(1 - p)`` for binary cross-entropy from logits), with
   the Jacobian by forward-mode AD (one pass per latent dimension) and a
-  per-row adaptive damping (Nielsen's rule). Few iterations, each costing
-  about ``n_components`` decoder passes: the choice for small decoders and
-  linear ones (one step is the least-squares projection).
-* ``"adam"``: Adam with per-row step cuts (the earlier default; the
-  training-time validation uses a few of its steps).
+  per-row adaptive damping (Nielsen's rule). Each iteration costs about
+  ``n_components`` decoder passes: the choice for linear decoders (a few
+  steps reach the least-squares projection, with or without missing
+  entries) and smooth ones; on ReLU decoders (measured: MNIST preset, small
+  MLPs) it is slower than L-BFGS for the same loss.
+* ``"adam"``: Adam with per-row step cuts (the earlier default). Slower to
+  converge, but on some small ReLU MLPs its larger early steps end in
+  better local minima (measured: +0.3% loss for L-BFGS on one of five).
 
 float32. Rounding depends on a row's batch: BLAS and oneDNN kernels sum in
 another order for a ragged remainder of rows, and for a thin product (the
