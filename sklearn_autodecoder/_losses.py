@@ -219,6 +219,27 @@ def decoded_losses(decoder, z, x, loss, mask=None):
     Returns
     -------
     losses : torch.Tensor of shape (n_samples,)
+
+    See Also
+    --------
+    decode_and_losses : The same, with the reconstructions from the same pass.
+    """
+    return decode_and_losses(decoder, z, x, loss, mask)[1]
+
+
+def decode_and_losses(decoder, z, x, loss, mask=None):
+    """``(decoder(z), decoded_losses(...))`` from one forward pass.
+
+    For the training loop, which needs the reconstructions too (skorch's
+    ``y_pred``): with logits, the probabilities are their sigmoid.
+
+    Returns
+    -------
+    x_hat : torch.Tensor of shape (n_samples, n_features)
+        What ``decoder(z)`` returns (probabilities for "bce").
+    losses : torch.Tensor of shape (n_samples,)
     """
     forward, link = output_and_loss(decoder, loss)
-    return masked_sum(link_losses(forward(z), x, link), mask)
+    f = forward(z)
+    x_hat = torch.sigmoid(f) if link == "logit" else f
+    return x_hat, masked_sum(link_losses(f, x, link), mask)

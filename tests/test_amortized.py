@@ -7,6 +7,7 @@ import pytest
 import torch
 from sklearn.datasets import load_digits
 
+import sklearn_autodecoder._amortized as amortized
 from sklearn_autodecoder import AutoDecoder, ConvAutoDecoder
 from sklearn_autodecoder._data import RowData
 from sklearn_autodecoder._amortized import encode_in_chunks, encoder_input, fit_encoder
@@ -53,15 +54,14 @@ def test_masked_copies_teach_partial_inputs():
     mask = torch.rand(X.shape, generator=g) < 0.5
 
     def error(fraction):
-        torch.manual_seed(0)
         encoder = torch.nn.Sequential(torch.nn.Linear(10, 32), torch.nn.ReLU(), torch.nn.Linear(32, 1))
-        import sklearn_autodecoder._amortized as amortized
-
-        saved, amortized.MAX_HIDDEN_FRACTION = amortized.MAX_HIDDEN_FRACTION, fraction
-        try:
+        init = torch.Generator().manual_seed(0)  # the same start for both fractions
+        with torch.no_grad():
+            for p in encoder.parameters():
+                p.copy_(0.3 * torch.randn(p.shape, generator=init))
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(amortized, "MAX_HIDDEN_FRACTION", fraction)
             fit_encoder(encoder, RowData(X.numpy(), torch.float32, "cpu"), Z, max_iter=40, batch_size=32, generator=torch.Generator().manual_seed(1))
-        finally:
-            amortized.MAX_HIDDEN_FRACTION = saved
         with torch.no_grad():
             return float((encoder(encoder_input(X, mask)) - Z).pow(2).mean())
 
@@ -77,7 +77,9 @@ def test_float64_input_uses_a_float64_copy(model, X):
     Z64 = model.transform(X[:10].astype(np.float64))
     Z32 = model.transform(X[:10].astype(np.float32))
     assert Z64.dtype == np.float64 and Z32.dtype == np.float32
-    np.testing.assert_allclose(Z64, Z32, atol=1e-3)
+    # Both stop once the predicted gain is below tol of the loss: the latents
+    # agree to that resolution, not to float32's.
+    np.testing.assert_allclose(Z64, Z32, atol=1e-2)
     assert next(model.encoder_.parameters()).dtype == torch.float32
 
 

@@ -4,6 +4,7 @@ import pytest
 import torch
 
 from sklearn_autodecoder._losses import (
+    decode_and_losses,
     decode_logits,
     decoded_losses,
     link_derivatives,
@@ -101,6 +102,10 @@ def test_logit_bce_equals_probability_bce_when_not_saturated(build, masked):
         decoded_losses(decoder, z, x, "bce", mask), sample_losses(decoder(z), x, "bce", mask)
     )
     torch.testing.assert_close(decoded_losses(decoder, z, x, "mse", mask), sample_losses(decoder(z), x, "mse", mask))
+    for loss in ("bce", "mse"):
+        x_hat, losses = decode_and_losses(decoder, z, x, loss, mask)
+        torch.testing.assert_close(x_hat, decoder(z))
+        torch.testing.assert_close(losses, decoded_losses(decoder, z, x, loss, mask))
 
 
 @pytest.mark.parametrize("build", [_mlp, _conv])
