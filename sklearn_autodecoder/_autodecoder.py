@@ -9,6 +9,7 @@ architecture and their parameters.
 """
 
 import math
+import time
 import warnings
 from functools import partial
 from numbers import Integral, Real
@@ -33,7 +34,7 @@ from ._base import (
 from ._compat import Interval, StrOptions, check_is_fitted
 from ._data import map_rows, output_dtype, slices
 from ._devices import autocast
-from ._inference import decode_in_chunks, frozen, infer_latents, nearest_latents
+from ._inference import METHODS, decode_in_chunks, frozen, infer_latents, nearest_latents
 from ._losses import sample_losses
 from ._pca_init import linear_layer, pca_start, set_linear_decoder
 from ._priors import COVARIANCE_TYPES, GaussianMixturePrior, best_component_starts, prior_penalty
@@ -57,6 +58,9 @@ PCA_START_MAX_VALUES = 2**24
 # Dirichlet concentration on the mixture weights (bulkDGD's): discourages
 # components that lose all their samples (measured in benchmarks/bench_prior.py).
 PRIOR_WEIGHT_CONCENTRATION = 5.0
+# With verbose >= 1, inference reports its progress when it has run this many
+# seconds, then at most once per interval (short calls stay silent).
+PROGRESS_INTERVAL = 5.0
 # Floor of the estimated noise variance (a perfect fit must not give -inf).
 MIN_NOISE_VARIANCE = 1e-12
 
@@ -80,6 +84,37 @@ def _rms(latents):
     return rms if rms > 0 else 1.0
 
 
+class _InferenceProgress:
+    """Progress lines of a long inference (``verbose >= 1``), at most one per interval."""
+
+    def __init__(self, n_samples, verbose):
+        self.n_samples, self.verbose = n_samples, verbose
+        self.done, self.start = 0, time.perf_counter()
+        self.next_report = self.start + PROGRESS_INTERVAL
+        self.reported = False
+
+    def update(self, n_rows):
+        """Count ``n_rows`` more inferred samples; print a line when one is due."""
+        self.done += n_rows
+        now = time.perf_counter()
+        if self.verbose >= 1 and now >= self.next_report and self.done < self.n_samples:
+            self._print(now)
+            self.next_report = now + PROGRESS_INTERVAL
+
+    def close(self):
+        """A last line when progress was reported."""
+        if self.reported:
+            self._print(time.perf_counter())
+
+    def _print(self, now):
+        self.reported = True
+        print(
+            f"inference: {self.done:,}/{self.n_samples:,} samples "
+            f"({self.done / self.n_samples:.0%}), {now - self.start:.1f} s",
+            flush=True,
+        )
+
+
 class BaseAutoDecoder(BaseRepresentationEstimator):
     """Base class for auto-decoders; not for direct use.
 
@@ -93,6 +128,7 @@ class BaseAutoDecoder(BaseRepresentationEstimator):
         "latent_learning_rate": [positive(Real)],
         "latent_momentum": [Interval(Real, 0, 1, closed="left")],
         "latent_l2": [Interval(Real, 0, None, closed="left")],
+        "inference_method": [StrOptions(set(METHODS))],
         "inference_max_iter": [at_least_one()],
         "inference_learning_rate": [positive(Real)],
         "inference_tol": [Interval(Real, 0, 1, closed="left")],
@@ -180,6 +216,7 @@ class BaseAutoDecoder(BaseRepresentationEstimator):
                 lambda *_: state[index],
                 loss=settings["loss"],
                 mask=mask,
+                method=self.inference_method,
                 max_iter=VALID_STEPS_PER_EPOCH,
                 learning_rate=self.inference_learning_rate * _rms(reference),
                 tol=self.inference_tol,
@@ -406,11 +443,13 @@ class BaseAutoDecoder(BaseRepresentationEstimator):
         """Inferred latents of ``data``, chunk by chunk (the transform hook)."""
         init = self._init_function(decoder, data.dtype, data.device)
         unconverged = []
+        progress = _InferenceProgress(len(data), self.verbose)
 
         def infer(x, mask):
             result = self._infer_tensor(decoder, x, mask, self.loss_, data.device, init=init)
             if hasattr(result, "converged"):
                 unconverged.append(int((~result.converged).sum()))
+            progress.update(len(x))
             return result[0]
 
         Z = map_rows(
@@ -420,6 +459,7 @@ class BaseAutoDecoder(BaseRepresentationEstimator):
             out_dtype=output_dtype(data.X),
             batch_size=self.inference_batch_size,
         )
+        progress.close()
         if sum(unconverged):
             warnings.warn(
                 f"{sum(unconverged)} of {len(data)} samples ({sum(unconverged) / len(data):.1%}) "
@@ -444,6 +484,7 @@ class BaseAutoDecoder(BaseRepresentationEstimator):
             init,
             loss=loss,
             mask=mask,
+            method=self.inference_method,
             max_iter=self.inference_max_iter,
             learning_rate=self.inference_learning_rate * self.latent_scale_,
             tol=self.inference_tol,
@@ -598,19 +639,32 @@ class AutoDecoder(MLPDecoderMixin, BaseAutoDecoder):
     batch_size : int, default=64
         Samples per training batch.
 
+    inference_method : {"lbfgs", "lm", "adam"}, default="lbfgs"
+        Optimiser of each sample's latent in inference (:meth:`transform`,
+        :meth:`score` and every method that infers latents). "lbfgs": a
+        quasi-Newton method per sample with a line search, one decoder pass
+        per step; fast on every decoder. "lm": Levenberg-Marquardt, with the
+        Jacobian by forward-mode AD (about ``n_components`` decoder passes
+        per step); a few steps reach the exact projection on linear and
+        smooth decoders. "adam": Adam with step cuts; slower, but on some
+        small ReLU decoders it ends in slightly better local minima.
+
     inference_max_iter : int, default=100
-        Most Adam steps per sample in :meth:`transform` and :meth:`score`.
+        Most iterations per sample in inference.
 
     inference_learning_rate : float, default=0.1
-        Adam step size in inference, in units of the training latents' root
-        mean square (``latent_scale_``), so that it does not depend on the
-        latents' scale.
+        Length of inference's first step ("lbfgs": the gradient step's
+        largest coordinate; "adam": the step size; "lm" does not use it),
+        in units of the training latents' root mean square
+        (``latent_scale_``), so that it does not depend on the latents'
+        scale.
 
     inference_tol : float, default=1e-4
-        Inference tolerance: the relative loss improvement below which an
-        inference step counts as no progress. After 3 such steps in a row a
-        sample returns to its best latent with a 0.3 times smaller step, and
-        after 4 cuts it stops.
+        Relative tolerance of inference: a sample stops when the loss gain
+        that its quadratic model predicts for the next step ("lbfgs", "lm")
+        falls below ``inference_tol`` times its loss; with "adam", a step
+        that gains less counts as no progress, and a sample stops at its
+        fourth step cut (each after 3 such steps).
 
     tol : float, default=1e-4
         Convergence threshold of training: the relative improvement of the
@@ -704,7 +758,9 @@ class AutoDecoder(MLPDecoderMixin, BaseAutoDecoder):
         that many; negative: counted from all the cores (-1: all). Set a
         number for bit-identical reruns whatever the machine's load.
     verbose : int, default=0
-        0 is silent, 1 prints a line per epoch, 2 adds a progress bar.
+        0 is silent; 1 prints a line per training epoch, and the progress
+        of inference calls that run longer than a few seconds; 2 adds a
+        progress bar to training.
 
     random_state : int, RandomState instance or None, default=None
         Seeds the decoder's initialisation, the training latents, the
@@ -841,6 +897,7 @@ class AutoDecoder(MLPDecoderMixin, BaseAutoDecoder):
         latent_l2=0.0,
         max_iter=200,
         batch_size=64,
+        inference_method="lbfgs",
         inference_max_iter=100,
         inference_learning_rate=0.1,
         inference_tol=1e-4,
@@ -877,6 +934,7 @@ class AutoDecoder(MLPDecoderMixin, BaseAutoDecoder):
         self.latent_l2 = latent_l2
         self.max_iter = max_iter
         self.batch_size = batch_size
+        self.inference_method = inference_method
         self.inference_max_iter = inference_max_iter
         self.inference_learning_rate = inference_learning_rate
         self.inference_tol = inference_tol
@@ -980,19 +1038,32 @@ class ConvAutoDecoder(ConvDecoderMixin, BaseAutoDecoder):
         Samples per training batch. None takes the preset's value (see
         ``settings_``).
 
+    inference_method : {"lbfgs", "lm", "adam"}, default="lbfgs"
+        Optimiser of each sample's latent in inference (:meth:`transform`,
+        :meth:`score` and every method that infers latents). "lbfgs": a
+        quasi-Newton method per sample with a line search, one decoder pass
+        per step; fast on every decoder. "lm": Levenberg-Marquardt, with the
+        Jacobian by forward-mode AD (about ``n_components`` decoder passes
+        per step); a few steps reach the exact projection on linear and
+        smooth decoders. "adam": Adam with step cuts; slower, but on some
+        small ReLU decoders it ends in slightly better local minima.
+
     inference_max_iter : int, default=100
-        Most Adam steps per sample in :meth:`transform` and :meth:`score`.
+        Most iterations per sample in inference.
 
     inference_learning_rate : float, default=0.1
-        Adam step size in inference, in units of the training latents' root
-        mean square (``latent_scale_``), so that it does not depend on the
-        latents' scale.
+        Length of inference's first step ("lbfgs": the gradient step's
+        largest coordinate; "adam": the step size; "lm" does not use it),
+        in units of the training latents' root mean square
+        (``latent_scale_``), so that it does not depend on the latents'
+        scale.
 
     inference_tol : float, default=1e-4
-        Inference tolerance: the relative loss improvement below which an
-        inference step counts as no progress. After 3 such steps in a row a
-        sample returns to its best latent with a 0.3 times smaller step, and
-        after 4 cuts it stops.
+        Relative tolerance of inference: a sample stops when the loss gain
+        that its quadratic model predicts for the next step ("lbfgs", "lm")
+        falls below ``inference_tol`` times its loss; with "adam", a step
+        that gains less counts as no progress, and a sample stops at its
+        fourth step cut (each after 3 such steps).
 
     tol : float, default=1e-4
         Convergence threshold of training: the relative improvement of the
@@ -1086,7 +1157,9 @@ class ConvAutoDecoder(ConvDecoderMixin, BaseAutoDecoder):
         that many; negative: counted from all the cores (-1: all). Set a
         number for bit-identical reruns whatever the machine's load.
     verbose : int, default=0
-        0 is silent, 1 prints a line per epoch, 2 adds a progress bar.
+        0 is silent; 1 prints a line per training epoch, and the progress
+        of inference calls that run longer than a few seconds; 2 adds a
+        progress bar to training.
 
     random_state : int, RandomState instance or None, default=None
         Seeds the decoder's initialisation, the training latents, the
@@ -1220,6 +1293,7 @@ class ConvAutoDecoder(ConvDecoderMixin, BaseAutoDecoder):
         latent_l2=None,
         max_iter=None,
         batch_size=None,
+        inference_method="lbfgs",
         inference_max_iter=100,
         inference_learning_rate=0.1,
         inference_tol=1e-4,
@@ -1254,6 +1328,7 @@ class ConvAutoDecoder(ConvDecoderMixin, BaseAutoDecoder):
         self.latent_l2 = latent_l2
         self.max_iter = max_iter
         self.batch_size = batch_size
+        self.inference_method = inference_method
         self.inference_max_iter = inference_max_iter
         self.inference_learning_rate = inference_learning_rate
         self.inference_tol = inference_tol

@@ -112,6 +112,42 @@ def test_inference_tolerance_stops_early(digits):
     assert not np.allclose(loose, tight)
 
 
+def test_inference_methods_agree_and_lm_projects_exactly(low_rank):
+    X = low_rank
+    ad = AutoDecoder(n_components=3, hidden_layer_sizes=(), loss="mse", max_iter=5, inference_tol=1e-10, **CPU).fit(X)
+    # A linear decoder's inference is least squares: the exact projection.
+    W = ad.decoder_[0].weight.detach().double().numpy()
+    b = ad.decoder_[0].bias.detach().double().numpy()
+    exact = np.linalg.lstsq(W, (X - b).T, rcond=None)[0].T
+    for method, budget, atol in (("lm", 10, 1e-8), ("lbfgs", 100, 1e-6), ("adam", 1000, 1e-2)):
+        Z = ad.set_params(inference_method=method, inference_max_iter=budget).transform(X)
+        np.testing.assert_allclose(Z, exact, atol=atol, err_msg=method)
+    # Levenberg-Marquardt gets there in a few steps; Adam does not.
+    few = dict(inference_max_iter=3)
+    lm_error = np.abs(ad.set_params(inference_method="lm", **few).transform(X) - exact).max()
+    adam_error = np.abs(ad.set_params(inference_method="adam", **few).transform(X) - exact).max()
+    assert lm_error < 1e-6 < adam_error
+
+
+def test_unknown_inference_method_is_rejected(low_rank):
+    with pytest.raises(ValueError, match="inference_method"):
+        AutoDecoder(inference_method="newton", **CPU).fit(low_rank)
+
+
+def test_verbose_inference_reports_progress(digits, capsys, monkeypatch):
+    import sklearn_autodecoder._autodecoder as module
+
+    X = digits[0][:64]
+    ad = AutoDecoder(n_components=3, max_iter=2, inference_batch_size=16, **CPU).fit(X)
+    ad.transform(X)
+    assert "inference:" not in capsys.readouterr().out  # silent at verbose=0
+    monkeypatch.setattr(module, "PROGRESS_INTERVAL", 0.0)  # every chunk is "long"
+    ad.set_params(verbose=1).transform(X)
+    lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("inference:")]
+    assert lines[0].startswith("inference: 16/64 samples (25%)")
+    assert lines[-1].startswith("inference: 64/64 samples (100%)")
+
+
 def test_random_state_reproducible_and_global_rng_untouched(digits):
     X = digits[0][:100]
     torch.manual_seed(123)

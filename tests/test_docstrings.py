@@ -57,6 +57,7 @@ PARAMETER_DIFFERENCES = {
     "early_stopping": (BY_FAMILY, "held-out samples get inferred latents vs. encoder outputs"),
     "warm_start": (BY_FAMILY, "an auto-decoder also starts the new samples' latents"),
     "random_state": (BY_FAMILY, "it seeds training latents vs. an encoder"),
+    "verbose": (BY_FAMILY, "only the auto-decoders run (and report) inference"),
 }
 ATTRIBUTE_DIFFERENCES = {
     "encoder_": (BY_FAMILY, "the amortised start of init='encoder' vs. the representation"),
