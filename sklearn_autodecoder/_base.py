@@ -43,7 +43,7 @@ from ._devices import (
 from ._inference import frozen
 from ._persistence import SaveMixin
 from ._load import LowLoadWarning, decoder_load, n_free_parameters
-from ._losses import LOSSES, decoded_losses
+from ._losses import LOSSES, decoded_losses, wrap_keeping_logits
 from ._threads import forward_flops, resolve_n_threads, torch_threads
 from ._training import RepresentationNet, make_callbacks, needs_validation
 from .nn import RepresentationModel
@@ -281,7 +281,7 @@ class BaseRepresentationEstimator(
             loads = self._loads(decoder, module, settings, train_data)
             model = RepresentationModel(
                 distributed.wrap(self._compiled(module), data.device),
-                distributed.wrap(self._compiled(decoder), data.device),
+                wrap_keeping_logits(decoder, lambda m: distributed.wrap(self._compiled(m), data.device)),
                 None if prior is None else prior.to(data.device),
             )
             net = self._make_net(model, optimizer, held_out, settings, data, generator)

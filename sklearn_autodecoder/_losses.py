@@ -123,6 +123,35 @@ def split_output_activation(decoder):
         return view
 
 
+def wrap_keeping_logits(decoder, wrap):
+    """``wrap(decoder)``, with the trailing Sigmoid kept outside the wrapper.
+
+    A wrapper (``torch.compile``, DistributedDataParallel) hides the
+    decoder's layers, so :func:`split_output_activation` would no longer find
+    its logits and BCE would fall back to the clamped probability form.
+    Wrapping the logit view instead and applying the Sigmoid after it keeps
+    the exact logit form.
+
+    Parameters
+    ----------
+    decoder : torch.nn.Module
+    wrap : callable
+        ``module -> module``; may return its argument unchanged.
+
+    Returns
+    -------
+    module : torch.nn.Module
+        Computes what ``decoder`` computes, with the same parameters.
+    """
+    logits = split_output_activation(decoder)
+    if logits is None:
+        return wrap(decoder)
+    wrapped = wrap(logits)
+    if wrapped is logits:  # nothing to see through
+        return wrap(decoder)
+    return nn.Sequential(wrapped, nn.Sigmoid())
+
+
 def decode_logits(decoder, z):
     """Pre-sigmoid outputs of ``decoder`` at ``z``.
 

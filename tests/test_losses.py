@@ -10,7 +10,9 @@ from sklearn_autodecoder._losses import (
     link_derivatives,
     link_losses,
     sample_losses,
+    output_and_loss,
     split_output_activation,
+    wrap_keeping_logits,
 )
 from sklearn_autodecoder.nn import MLPDecoder
 from sklearn_autodecoder.presets import ConvDecoderSpec, make_decoder, n_parameters
@@ -118,6 +120,33 @@ def test_logit_view_shares_the_decoder_and_stops_before_the_sigmoid(build):
     z = torch.randn(4, 3, generator=torch.Generator().manual_seed(2))
     torch.testing.assert_close(torch.sigmoid(decode_logits(decoder, z)), decoder(z))
     assert split_output_activation(decoder) is logits  # built once per decoder
+
+
+class _Wrapper(torch.nn.Module):
+    """Stands for torch.compile / DistributedDataParallel: hides the layers."""
+
+    def __init__(self, module):
+        super().__init__()
+        self.module = module
+
+    def forward(self, z):
+        return self.module(z)
+
+
+@pytest.mark.parametrize("build", [_mlp, _conv])
+def test_wrapped_decoder_keeps_its_logits(build):
+    decoder = build(torch.float64)
+    assert output_and_loss(_Wrapper(decoder), "bce")[1] == "probability"  # what a plain wrap loses
+    wrapped = wrap_keeping_logits(decoder, _Wrapper)
+    forward, link = output_and_loss(wrapped, "bce")
+    assert link == "logit" and isinstance(forward[0], _Wrapper)  # the wrapped logit view
+    assert {id(p) for p in wrapped.parameters()} == {id(p) for p in decoder.parameters()}
+    z = torch.randn(4, 3, generator=torch.Generator().manual_seed(3), dtype=torch.float64)
+    torch.testing.assert_close(wrapped(z), decoder(z))
+    # A wrapper that changes nothing, or a decoder without a Sigmoid, is wrapped whole.
+    assert wrap_keeping_logits(decoder, lambda m: m) is decoder
+    plain = torch.nn.Linear(3, 2)
+    assert wrap_keeping_logits(plain, _Wrapper).module is plain
 
 
 def test_decoder_without_sigmoid_falls_back_to_probabilities():

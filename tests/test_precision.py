@@ -66,6 +66,17 @@ def test_compile_falls_back_to_eager_with_a_warning(monkeypatch):
     assert type(compiled.decoder_) is type(plain.decoder_)  # the fitted decoder stays plain
 
 
+def test_compiled_bce_training_keeps_the_logit_loss(monkeypatch):
+    # With the compiler a pass-through, a compiled fit must compute exactly
+    # what the plain one does: BCE from the logits, not from the clamped
+    # probabilities of a decoder whose Sigmoid the wrapper hides.
+    monkeypatch.setattr(torch, "compile", lambda module: module.forward)
+    X = np.random.RandomState(0).rand(64, 4).astype(np.float32)
+    compiled = AutoDecoder(n_components=2, loss="bce", max_iter=3, compile=True, **CPU).fit(X)
+    plain = AutoDecoder(n_components=2, loss="bce", max_iter=3, **CPU).fit(X)
+    np.testing.assert_array_equal(compiled.embedding_, plain.embedding_)
+
+
 def test_conv_decoders_go_channels_last_on_cuda_only():
     from sklearn_autodecoder._devices import prefer_channels_last
     from sklearn_autodecoder.presets import make_decoder
