@@ -2,12 +2,9 @@
 
 (a) ``AutoDecoder(n_components=3, hidden_layer_sizes=())`` at its defaults
     on standardised data (70/30 train/test split): test MSE of
-    ``inverse_transform(transform(X_test))`` relative to PCA's, for the
-    current start (small random latents) and for a PCA start (latents and
-    decoder at the PCA solution, :func:`sklearn_autodecoder._pca_init.pca_start`),
-    each for the fixed 200 epochs and with a stop on the training loss
-    (relative improvement below ``tol`` for 10 epochs in a row, at most
-    2,000 epochs), prototyped here by subclassing and a skorch callback.
+    ``inverse_transform(transform(X_test))`` relative to PCA's, with the
+    epochs training ran (it starts at the PCA solution and stops when its
+    loss has converged) and the fit time.
 (b) ``AutoDecoderImputer()`` (defaults) vs ``KNNImputer``,
     ``IterativeImputer`` and ``SimpleImputer(mean)``: RMSE on the hidden
     entries (standardised units) of the whole table's ``fit_transform``,
@@ -22,11 +19,10 @@ anes96, fair and modechoice.
 (c) Choosing ``n_components`` without labels on digits (X / 16): 3-fold
     cross-validated mean per-sample score over a grid of sizes, for PCA's
     ``score`` (probabilistic PCA log-likelihood, what
-    ``GridSearchCV(PCA(), ...)`` maximises), the auto-decoder's current
-    ``score`` (minus the reconstruction MSE) and the Laplace log-likelihood
-    of :mod:`sklearn_autodecoder._model_selection` (noise variance and
-    latent prior estimated on the training folds). The linear auto-decoder
-    starts at PCA and stops on its training loss (as in (a)).
+    ``GridSearchCV(PCA(), ...)`` maximises), the auto-decoders' ``score``
+    (minus the reconstruction MSE) and their ``score_samples`` mean (the
+    Laplace log-likelihood; ``log_likelihood_scorer``), for the linear
+    auto-decoder and the default MLP (``hidden_layer_sizes=(64,)``).
 
 torch runs on 1 thread (``torch.set_num_threads(1)``; ``--threads``).
 
@@ -44,12 +40,9 @@ from sklearn.experimental import enable_iterative_imputer  # noqa: F401
 from sklearn.impute import IterativeImputer, KNNImputer, SimpleImputer
 from sklearn.model_selection import KFold, train_test_split
 from sklearn.preprocessing import StandardScaler
-from skorch.callbacks import Callback
 
 from _common import parser, save, setup, table
 from sklearn_autodecoder import AutoDecoder, AutoDecoderImputer
-from sklearn_autodecoder._model_selection import fit_noise_model, laplace_log_likelihood
-from sklearn_autodecoder._pca_init import pca_start, set_linear_decoder
 
 
 def dev_sets():
@@ -82,83 +75,31 @@ def heldout_sets():
 # ---- (a) linear auto-decoder vs PCA ------------------------------------------
 
 
-class PCAStart(AutoDecoder):
-    """AutoDecoder whose latents (and linear decoder) start at the PCA solution."""
-
-    def fit(self, X, y=None):
-        self._start = pca_start(np.asarray(X, dtype=float), self.n_components)
-        return super().fit(X)
-
-    def _build_decoder(self, n_features, settings):
-        decoder = super()._build_decoder(n_features, settings)
-        if not self.hidden_layer_sizes:
-            set_linear_decoder(decoder, self._start[1], self._start[2])
-        return decoder
-
-    def _make_representation(self, decoder, X_train, mask_train, settings, warm, device, generator):
-        table_, optimizer = super()._make_representation(
-            decoder, X_train, mask_train, settings, warm, device, generator
-        )
-        with torch.no_grad():
-            table_.weight.copy_(torch.as_tensor(self._start[0], dtype=table_.weight.dtype))
-        return table_, optimizer
-
-
-class TrainLossStop(Callback):
-    """Stop when the epoch's training loss improved by less than ``tol`` (relative
-    to the best so far) for ``patience`` epochs in a row."""
-
-    def __init__(self, tol=1e-4, patience=10):
-        self.tol, self.patience = tol, patience
-
-    def on_train_begin(self, net, **kwargs):
-        self.stalled = 0
-
-    def on_epoch_end(self, net, **kwargs):
-        losses = net.history[:, "train_loss"]
-        if len(losses) < 2:
-            return
-        improved = losses[-1] < min(losses[:-1]) * (1 - self.tol)
-        self.stalled = 0 if improved else self.stalled + 1
-        if self.stalled >= self.patience:
-            raise KeyboardInterrupt  # skorch ends the fit loop cleanly
-
-
 def linear_vs_pca(sets, seeds, m=3):
-    variants = {
-        "default start, 200 epochs": (AutoDecoder, {}),
-        "PCA start, 200 epochs": (PCAStart, {}),
-        "default start, stop tol=1e-4": (AutoDecoder, {"stop": 1e-4}),
-        "PCA start, stop tol=1e-4": (PCAStart, {"stop": 1e-4}),
-    }
     rows = []
     for name, X in sets.items():
-        for label, (cls, opts) in variants.items():
-            ratios, epochs, times = [], [], []
-            for seed in range(seeds):
-                X_train, X_test = train_test_split(X, test_size=0.3, random_state=seed)
-                scaler = StandardScaler().fit(X_train)
-                X_train, X_test = scaler.transform(X_train), scaler.transform(X_test)
-                pca = PCA(m).fit(X_train)
-                reference = np.mean((pca.inverse_transform(pca.transform(X_test)) - X_test) ** 2)
-                kwargs = dict(hidden_layer_sizes=(), device="cpu", random_state=seed)
-                if "stop" in opts:
-                    kwargs.update(max_iter=2000, callbacks=[TrainLossStop(opts["stop"], 10)])
-                start = time.perf_counter()
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore")
-                    ad = cls(m, **kwargs).fit(X_train)
-                times.append(time.perf_counter() - start)
-                mse = np.mean((ad.inverse_transform(ad.transform(X_test)) - X_test) ** 2)
-                ratios.append(mse / reference)
-                epochs.append(ad.n_iter_)
-            rows.append({
-                "data": f"{name} {X.shape[0]}x{X.shape[1]}", "variant": label,
-                "test MSE / PCA": f"{np.mean(ratios):.4f} +- {np.std(ratios):.4f}",
-                "worst": float(np.max(ratios)), "epochs": f"{np.mean(epochs):.0f}",
-                "fit (s)": float(np.mean(times)),
-            })
-            print(rows[-1], flush=True)
+        ratios, epochs, times = [], [], []
+        for seed in range(seeds):
+            X_train, X_test = train_test_split(X, test_size=0.3, random_state=seed)
+            scaler = StandardScaler().fit(X_train)
+            X_train, X_test = scaler.transform(X_train), scaler.transform(X_test)
+            pca = PCA(m).fit(X_train)
+            reference = np.mean((pca.inverse_transform(pca.transform(X_test)) - X_test) ** 2)
+            start = time.perf_counter()
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                ad = AutoDecoder(m, hidden_layer_sizes=(), random_state=seed).fit(X_train)
+            times.append(time.perf_counter() - start)
+            mse = np.mean((ad.inverse_transform(ad.transform(X_test)) - X_test) ** 2)
+            ratios.append(mse / reference)
+            epochs.append(ad.n_iter_)
+        rows.append({
+            "data": f"{name} {X.shape[0]}x{X.shape[1]}",
+            "test MSE / PCA": f"{np.mean(ratios):.4f} +- {np.std(ratios):.4f}",
+            "worst": float(np.max(ratios)), "epochs": f"{np.mean(epochs):.0f}",
+            "fit (s)": float(np.mean(times)),
+        })
+        print(rows[-1], flush=True)
     return rows
 
 
@@ -210,26 +151,25 @@ def imputation(sets, seeds, fractions=(0.1, 0.3, 0.5)):
 SIZES = (2, 4, 8, 16, 24, 32, 40, 44, 48, 52, 56, 60, 64)
 
 
-def select_components(sizes=SIZES, hidden=()):
+def select_components(sizes=SIZES):
     X = load_digits().data / 16.0
     folds = list(KFold(3).split(X))  # GridSearchCV's cv=3
+    models = {"linear AD": (), "MLP AD (64,)": (64,)}
     rows = []
     for m in sizes:
-        scores = {"PCA.score": [], "AD score (-MSE)": [], "AD Laplace log-lik": []}
+        scores = {"PCA.score": []}
         start = time.perf_counter()
         for train, test in folds:
             try:
                 scores["PCA.score"].append(PCA(m).fit(X[train]).score(X[test]))
             except np.linalg.LinAlgError:  # singular covariance: GridSearchCV scores NaN
                 scores["PCA.score"].append(np.nan)
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                ad = PCAStart(m, hidden_layer_sizes=hidden, device="cpu", random_state=0, max_iter=2000,
-                              callbacks=[TrainLossStop(1e-4, 10)]).fit(X[train])
-            scores["AD score (-MSE)"].append(ad.score(X[test]))
-            noise, mean, cov = fit_noise_model(ad, X[train])
-            ll = laplace_log_likelihood(ad, X[test], noise_variance=noise, prior_mean=mean, prior_cov=cov)
-            scores["AD Laplace log-lik"].append(ll.mean())
+            for label, hidden in models.items():
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    ad = AutoDecoder(m, hidden_layer_sizes=hidden, random_state=0).fit(X[train])
+                    scores.setdefault(f"{label} score (-MSE)", []).append(ad.score(X[test]))
+                    scores.setdefault(f"{label} log-lik", []).append(ad.score_samples(X[test]).mean())
         rows.append({"n_components": m, **{k: float(np.mean(v)) for k, v in scores.items()},
                      "s": time.perf_counter() - start})
         print(rows[-1], flush=True)
@@ -252,11 +192,11 @@ def main():
     if not args.skip_linear:
         rows = linear_vs_pca(dev_sets(), args.seeds)
         print("\n(a) Linear AutoDecoder(n_components=3, hidden_layer_sizes=()) vs PCA, test MSE ratio\n")
-        print(table(rows, ["data", "variant", "test MSE / PCA", "worst", "epochs", "fit (s)"]))
+        print(table(rows, ["data", "test MSE / PCA", "worst", "epochs", "fit (s)"]))
     if args.select:
         rows, picks = select_components()
         print("\n(c) digits / 16, 3-fold mean score per n_components (higher is better)\n")
-        print(table(rows, ["n_components", "PCA.score", "AD score (-MSE)", "AD Laplace log-lik", "s"], floatfmt=".3f"))
+        print(table(rows, list(rows[0]), floatfmt=".3f"))
         print("picked:", picks)
     if args.skip_impute:
         return

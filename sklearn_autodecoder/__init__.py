@@ -6,6 +6,7 @@ from ._imputer import AutoDecoderImputer
 from ._interpolation import interpolate, interpolate_latents
 from ._load import LowLoadWarning, decoder_load, encoder_load, n_free_parameters
 from ._metrics import representation_correlation
+from ._model_selection import log_likelihood_scorer
 from ._persistence import ModelFileError, load
 
 __version__ = "0.1.0.dev0"
@@ -24,6 +25,7 @@ __all__ = [
     "interpolate",
     "interpolate_latents",
     "load",
+    "log_likelihood_scorer",
     "n_free_parameters",
     "representation_correlation",
 ]

@@ -8,7 +8,6 @@ decoder frozen) for held-out and new samples, from a deterministic start
 architecture and their parameters.
 """
 
-import math
 import time
 import warnings
 from functools import partial
@@ -36,6 +35,7 @@ from ._data import map_rows, output_dtype, slices
 from ._devices import autocast
 from ._inference import METHODS, decode_in_chunks, frozen, infer_latents, nearest_latents
 from ._losses import sample_losses
+from ._model_selection import gaussian_neg_log_prior, laplace_log_likelihood
 from ._pca_init import linear_layer, pca_start, set_linear_decoder
 from ._priors import COVARIANCE_TYPES, GaussianMixturePrior, best_component_starts, prior_penalty
 from ._sparse_optim import make_latent_optimizer
@@ -366,13 +366,21 @@ class BaseAutoDecoder(BaseRepresentationEstimator):
         return X, y.cpu().numpy()
 
     def score_samples(self, X):
-        """Log-likelihood of each sample: reconstruction term plus latent prior.
+        """Log-likelihood of each sample, its latent integrated out (Laplace).
 
-        ``log p(x | z) + log p(z)`` at the inferred latent z: for
-        ``loss="bce"`` the Bernoulli log-likelihood of the observed entries;
-        for ``loss="mse"`` a Gaussian one with the noise variance estimated
-        on the training data (``noise_variance_``). The prior term is the
-        mixture's log-density (0 without a prior).
+        ``log p(x) = log integral p(x | z) p(z) dz`` over the sample's
+        observed entries, by Laplace's method around the most likely latent
+        ``z*`` (reached from the :meth:`transform` latent by a few
+        Levenberg-Marquardt steps): ``log p(x | z*) + log p(z*) +
+        m/2 log(2 pi) - 1/2 log det H``, with ``H`` the Gauss-Newton Hessian
+        of the negative log-posterior. ``p(x | z)`` is Bernoulli for
+        ``loss="bce"`` and Gaussian with variance ``noise_variance_`` for
+        ``loss="mse"``; ``p(z)`` is the mixture prior with
+        ``latent_prior="gmm"``, else a Gaussian fitted to the training
+        latents. For a linear decoder under MSE this is probabilistic PCA's
+        log-likelihood. Unlike :meth:`score`, its mean on held-out data does
+        not keep rising with ``n_components``: use it to choose the latent
+        size without labels (:func:`~sklearn_autodecoder.log_likelihood_scorer`).
 
         Parameters
         ----------
@@ -387,25 +395,32 @@ class BaseAutoDecoder(BaseRepresentationEstimator):
         decoder = self._decoder_for(data.dtype)
         with self._threads(), autocast(self.precision, self.device_):
             Z = self._encode(data, decoder)
-        prior = None if getattr(self, "prior_", None) is None else self._prior_for(data.dtype)
+        neg_log_prior = self._neg_log_prior(data.dtype, data.device)
+        variance = getattr(self, "noise_variance_", None)
         out = np.empty(len(data), dtype=np.float64)
-        with self._threads(), torch.no_grad(), frozen(decoder):
+        with self._threads(), frozen(decoder):
             for rows, x, mask in data.batches(slices(len(data), self.inference_batch_size)):
                 z = torch.as_tensor(Z[rows], dtype=data.dtype, device=data.device)
-                out[rows] = self._log_likelihood(decoder(z).to(x.dtype), x, mask, z, prior).cpu().numpy()
+                out[rows] = laplace_log_likelihood(
+                    decoder, x.to(data.dtype), mask, z, loss=self.loss_,
+                    neg_log_prior=neg_log_prior, noise_variance=variance,
+                ).cpu().numpy()
         return out
 
-    def _log_likelihood(self, x_hat, x, mask, z, prior):
-        losses = sample_losses(x_hat, x, self.loss_, mask).double()
-        if self.loss_ == "mse":
-            n_observed = (torch.ones_like(x) if mask is None else mask).sum(dim=1).double()
-            variance = self.noise_variance_
-            losses = 0.5 * losses / variance + 0.5 * n_observed * math.log(2 * math.pi * variance)
-        log_prior = 0.0 if prior is None else prior.log_prob(z).double()
-        return -losses + log_prior
+    def _neg_log_prior(self, dtype, device):
+        """``-log p(z)``: the mixture prior, else a Gaussian fitted to the training latents."""
+        if getattr(self, "prior_", None) is not None:
+            prior = self._prior_for(dtype)
+            return lambda z: prior_penalty(prior, z)
+        return gaussian_neg_log_prior(torch.as_tensor(self.embedding_, dtype=dtype, device=device))
 
     def _fit_noise_variance(self, data):
-        """Mean squared error per observed training entry: the Gaussian noise model of MSE."""
+        """Variance of the Gaussian noise of MSE, as probabilistic PCA estimates it.
+
+        The residual sum of squares over the observed training entries
+        divided by their number less the latents' degrees of freedom
+        (``n_components`` per sample).
+        """
         decoder = self.decoder_
         total, count = 0.0, 0
         Z = torch.as_tensor(self.embedding_, dtype=torch.float32)
@@ -414,7 +429,8 @@ class BaseAutoDecoder(BaseRepresentationEstimator):
                 z = Z[rows].to(data.device)
                 total += float(sample_losses(decoder(z).float(), x, "mse", mask).sum())
                 count += x.numel() if mask is None else int(mask.sum())
-        return max(total / max(count, 1), MIN_NOISE_VARIANCE)
+        dof = max(count - Z.numel(), 1)
+        return max(total / dof, MIN_NOISE_VARIANCE)
 
     def _fit_encoder(self, data, generator):
         """Train the amortised encoder of init="encoder" on the training rows.
@@ -797,9 +813,10 @@ class AutoDecoder(MLPDecoderMixin, BaseAutoDecoder):
         The loss in use.
 
     noise_variance_ : float
-        Mean squared error per observed training entry: the variance of the
-        Gaussian noise model of :meth:`score_samples`. Only with
-        ``loss="mse"``.
+        Variance of the Gaussian noise model of :meth:`score_samples`: the
+        training residual sum of squares over the observed entries less
+        ``n_components`` per sample (probabilistic PCA's estimate). Only
+        with ``loss="mse"``.
     prior_ : torch.nn.Module
         The fitted Gaussian mixture prior (``latent_prior="gmm"`` only).
     prior_weights_ : ndarray of shape (n_prior_components,)
@@ -1199,9 +1216,10 @@ class ConvAutoDecoder(ConvDecoderMixin, BaseAutoDecoder):
         The loss in use.
 
     noise_variance_ : float
-        Mean squared error per observed training entry: the variance of the
-        Gaussian noise model of :meth:`score_samples`. Only with
-        ``loss="mse"``.
+        Variance of the Gaussian noise model of :meth:`score_samples`: the
+        training residual sum of squares over the observed entries less
+        ``n_components`` per sample (probabilistic PCA's estimate). Only
+        with ``loss="mse"``.
     prior_ : torch.nn.Module
         The fitted Gaussian mixture prior (``latent_prior="gmm"`` only).
     prior_weights_ : ndarray of shape (n_prior_components,)

@@ -218,6 +218,36 @@ class _ChunkProblem:
         return data + prior, data.abs() + prior.abs(), grad + prior_grad, gn + prior_hess
 
 
+def data_gauss_newton(decoder, x, z, *, loss, mask=None):
+    """Each row's data loss and its Gauss-Newton matrix in the latent, at ``z``.
+
+    Parameters
+    ----------
+    decoder : torch.nn.Module
+        Frozen by the caller (:func:`frozen`).
+    x : torch.Tensor of shape (n, n_features)
+    z : torch.Tensor of shape (n, n_components)
+    loss : {"mse", "bce"}
+    mask : torch.Tensor of bool, shape (n, n_features), default=None
+
+    Returns
+    -------
+    loss : torch.Tensor of shape (n,)
+        The summed loss over each row's observed entries.
+    gauss_newton : torch.Tensor of shape (n, n_components, n_components)
+        ``J^T W J`` (``W = 2`` for "mse", ``p (1 - p)`` for "bce").
+    """
+    with torch.no_grad():
+        problem = _ChunkProblem(decoder, x, mask, loss, None)
+        data, _, _, gn = problem.linearise(z, torch.arange(len(z), device=z.device))
+    return data, gn
+
+
+def penalty_terms(penalty, z):
+    """Value, gradient and positive semi-definite Hessian of ``penalty`` per row."""
+    return _penalty_terms(penalty, z)
+
+
 def _split_input_linear(module):
     """``(linear, rest, weight)`` when ``module`` first applies an affine layer.
 

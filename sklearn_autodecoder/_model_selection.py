@@ -2,133 +2,158 @@
 
 Reconstruction error on held-out data keeps falling as latents are added
 (more latents fit any sample better), so a search maximising minus the error
-picks the largest size. A likelihood with a noise model does not: with
-Gaussian noise of variance ``sigma^2`` (estimated on the training samples)
-and a Gaussian prior ``N(mu, Sigma)`` on the latents (fitted to the training
-latents), the marginal density of a sample's observed entries
+picks the largest size. A likelihood with a noise model and a latent prior
+does not: the marginal density of a sample's observed entries
 
-    p(x) = integral N(x_o; f(z)_o, sigma^2 I) N(z; mu, Sigma) dz
+    p(x) = integral p(x_o | f(z)) p(z) dz
 
 is approximated by Laplace's method around the MAP latent ``z*``:
 
-    log p(x) ~ log N(x_o; f(z*)_o, sigma^2 I) + log N(z*; mu, Sigma)
-               + m/2 log(2 pi) - 1/2 log det H,
-    H = J^T J / sigma^2 + Sigma^-1   (Gauss-Newton Hessian, J = df/dz at z*).
+    log p(x) ~ log p(x_o | f(z*)) + log p(z*) + m/2 log(2 pi) - 1/2 log det H,
+    H = J^T W J + Hessian(-log p(z))   (Gauss-Newton, J = df/dz at z*).
 
-Extra latents then cost ``log det`` volume unless they explain the data. For
-a linear decoder the approximation is exact: it is probabilistic PCA's
-log-likelihood (what ``PCA.score`` computes).
+Extra latents then cost ``log det`` volume unless they explain the data.
+The noise model is Gaussian with the fitted ``noise_variance_`` for
+``loss="mse"`` (``W = I / sigma^2``), Bernoulli for ``loss="bce"``
+(``W = p (1 - p)``). The prior is the fitted mixture with
+``latent_prior="gmm"``, else a Gaussian fitted to the training latents. For
+a linear decoder under MSE the approximation is exact: probabilistic PCA's
+log-likelihood, what ``PCA.score_samples`` computes.
 """
 
-import copy
 import math
 
 import numpy as np
 import torch
-from torch.func import jacrev, vmap
 
-from ._losses import sample_losses
+from ._inference import data_gauss_newton, infer_latents, penalty_terms
 
-
-def fit_noise_model(estimator, X):
-    """Noise variance and latent prior of a fitted auto-decoder, from its training data.
-
-    Parameters
-    ----------
-    estimator : AutoDecoder
-        Fitted on X (``embedding_`` holds X's latents), with ``loss="mse"``.
-    X : ndarray of shape (n_samples, n_features)
-        The training data (NaN for missing entries).
-
-    Returns
-    -------
-    noise_variance : float
-        Residual sum of squares over the observed entries divided by their
-        number less ``n_components`` per sample (the latents' degrees of
-        freedom), as probabilistic PCA's estimate is.
-    prior_mean : ndarray of shape (n_components,)
-    prior_cov : ndarray of shape (n_components, n_components)
-        Mean and covariance of the training latents.
-    """
-    X = np.asarray(X, dtype=np.float64)
-    observed = ~np.isnan(X)
-    Z = np.asarray(estimator.embedding_, dtype=np.float64)
-    X_hat = estimator.inverse_transform(Z)
-    rss = np.sum(np.where(observed, X - X_hat, 0.0) ** 2)
-    dof = max(observed.sum() - Z.shape[0] * Z.shape[1], 1)
-    cov = np.atleast_2d(np.cov(Z.T, bias=True)) + 1e-9 * np.eye(Z.shape[1])
-    return rss / dof, Z.mean(axis=0), cov
+# Levenberg-Marquardt steps from the estimator's own projection to the MAP
+# latent under the noise model and the prior (one suffices for a linear
+# decoder; the projection is already close for the others).
+LAPLACE_STEPS = 10
+# Relative floor of the eigenvalues of a Gaussian prior's covariance fitted
+# to the training latents (a dimension the latents do not use).
+COVARIANCE_FLOOR = 1e-6
 
 
-def laplace_log_likelihood(estimator, X, *, noise_variance, prior_mean, prior_cov, n_steps=5):
-    """Per-sample Laplace approximation of the log-likelihood of X's observed entries.
+def gaussian_neg_log_prior(latents):
+    """``z -> -log N(z; mean, cov)`` per row, mean and covariance of ``latents``.
 
     Parameters
     ----------
-    estimator : AutoDecoder
-        Fitted, with ``loss="mse"``.
-    X : ndarray of shape (n_samples, n_features)
-        Samples to score (NaN for missing entries).
-    noise_variance : float
-    prior_mean : ndarray of shape (n_components,)
-    prior_cov : ndarray of shape (n_components, n_components)
-        The Gaussian noise model and latent prior (:func:`fit_noise_model`).
-    n_steps : int, default=5
-        Gauss-Newton steps from the estimator's ``transform`` to the MAP
-        latent under the prior (a step is kept only where it lowers the
-        sample's objective; one step is exact for a linear decoder).
+    latents : torch.Tensor of shape (n_samples, n_components)
+        The training latents (at least two rows).
 
     Returns
     -------
-    log_likelihood : ndarray of shape (n_samples,)
+    neg_log_prior : callable
+        Plain tensor operations (works under ``torch.func`` transforms).
     """
-    X = np.asarray(X, dtype=np.float64)
-    decoder = copy.deepcopy(estimator.decoder_).double().cpu().eval()
-    x = torch.as_tensor(np.nan_to_num(X), dtype=torch.float64)
-    mask = torch.as_tensor(~np.isnan(X))
-    w = mask.to(torch.float64)
-    z = torch.as_tensor(estimator.transform(X), dtype=torch.float64)
-    mu = torch.as_tensor(prior_mean, dtype=torch.float64)
-    cov = torch.as_tensor(prior_cov, dtype=torch.float64)
-    precision = torch.linalg.inv(cov)
-    s2 = float(noise_variance)
+    mean = latents.mean(dim=0)
+    centred = latents - mean
+    cov = centred.T @ centred / len(latents)
+    floor = COVARIANCE_FLOOR * float(torch.diagonal(cov).mean().clamp_min(torch.finfo(cov.dtype).tiny))
+    cov = cov + floor * torch.eye(len(mean), dtype=cov.dtype, device=cov.device)
+    chol = torch.linalg.cholesky(cov)
+    constant = 0.5 * len(mean) * math.log(2 * math.pi) + torch.log(torch.diagonal(chol)).sum()
 
-    def f(zi):
-        return decoder(zi.unsqueeze(0)).squeeze(0)
+    def neg_log_prior(z):
+        white = torch.linalg.solve_triangular(chol, (z - mean).T, upper=False)
+        return 0.5 * (white**2).sum(dim=0) + constant
 
-    jac = vmap(jacrev(f))
+    return neg_log_prior
 
-    def objective(z):
-        with torch.no_grad():
-            fit = sample_losses(decoder(z), x, "mse", mask) / s2
-        d = z - mu
-        return 0.5 * fit + 0.5 * torch.einsum("nk,kl,nl->n", d, precision, d)
 
-    def hessian(z):
-        J = jac(z) * w.unsqueeze(-1)  # (n, d, m), rows of missing features zeroed
-        return J, J.transpose(1, 2) @ J / s2 + precision
+def laplace_log_likelihood(decoder, x, mask, z0, *, loss, neg_log_prior, noise_variance=None,
+                           n_steps=LAPLACE_STEPS):
+    """Laplace approximation of each row's log-likelihood (one chunk of rows).
 
-    with torch.no_grad():
-        current = objective(z)
-        for _ in range(n_steps):
-            J, H = hessian(z)
-            r = (x - decoder(z)) * w
-            grad = -(J.transpose(1, 2) @ r.unsqueeze(-1)).squeeze(-1) / s2 + (z - mu) @ precision
-            step = torch.linalg.solve(H, grad.unsqueeze(-1)).squeeze(-1)
-            candidate = z - step
-            value = objective(candidate)
-            better = value < current
-            z = torch.where(better.unsqueeze(1), candidate, z)
-            current = torch.where(better, value, current)
-        _, H = hessian(z)
-        n_obs = w.sum(dim=1)
-        log_det_h = torch.linalg.slogdet(H)[1]
-        log_det_cov = torch.linalg.slogdet(cov)[1]
-        # current = 0.5 * (rss / s2 + (z - mu)^T P (z - mu)) at z*.
-        log_lik = (
-            -current
-            - 0.5 * n_obs * math.log(2 * math.pi * s2)
-            - 0.5 * log_det_cov
-            - 0.5 * log_det_h
-        )
-    return log_lik.numpy()
+    Parameters
+    ----------
+    decoder : torch.nn.Module
+        The fitted decoder (put in eval mode, frozen, for the call).
+    x : torch.Tensor of shape (n, n_features)
+    mask : torch.Tensor of bool of shape (n, n_features) or None
+        True where an entry is observed.
+    z0 : torch.Tensor of shape (n, n_components)
+        Starting latents (the estimator's projection of x).
+    loss : {"mse", "bce"}
+        Gaussian noise (with ``noise_variance``) or Bernoulli entries.
+    neg_log_prior : callable
+        ``z -> -log p(z)`` per row, normalised.
+    noise_variance : float, default=None
+        Required for ``loss="mse"``.
+    n_steps : int, default=LAPLACE_STEPS
+        Levenberg-Marquardt steps from ``z0`` towards the MAP latent.
+
+    Returns
+    -------
+    log_likelihood : torch.Tensor of float64, shape (n,)
+    """
+    # The MAP objective, in the units of the reconstruction loss: squared
+    # error is 2 sigma^2 times the Gaussian's negative log-likelihood.
+    scale = 2.0 * noise_variance if loss == "mse" else 1.0
+    z = infer_latents(
+        decoder,
+        x,
+        z0,
+        loss=loss,
+        mask=mask,
+        method="lm",
+        max_iter=n_steps,
+        tol=0.0,
+        penalty=lambda z: scale * neg_log_prior(z),
+        batch_size=max(len(x), 1),
+        device=x.device,
+    ).latents
+    data, gauss_newton = data_gauss_newton(decoder, x, z, loss=loss, mask=mask)
+    prior, _, prior_hessian = penalty_terms(neg_log_prior, z)
+    data, gauss_newton = data.double() / scale, gauss_newton.double() / scale
+    if loss == "mse":
+        n_observed = (torch.ones_like(x) if mask is None else mask).sum(dim=1).double()
+        data = data + 0.5 * n_observed * math.log(2 * math.pi * noise_variance)
+    m = z.shape[1]
+    log_det = torch.linalg.slogdet(gauss_newton + prior_hessian.double())[1]
+    log_likelihood = -data - prior.double() + 0.5 * m * math.log(2 * math.pi) - 0.5 * log_det
+    return log_likelihood.detach()  # a prior's parameters may require grad
+
+
+def log_likelihood_scorer(estimator, X, y=None):
+    """Mean log-likelihood of X under a fitted estimator: ``score_samples(X).mean()``.
+
+    A scorer for :class:`~sklearn.model_selection.GridSearchCV` and
+    :func:`~sklearn.model_selection.cross_val_score` (``scoring=``) that can
+    choose ``n_components`` without labels: unlike the estimators'
+    :meth:`score` (minus the reconstruction error, which keeps improving
+    with more components), the held-out likelihood peaks where more
+    components stop explaining the data.
+
+    Parameters
+    ----------
+    estimator : estimator with ``score_samples``
+        Fitted, e.g. an :class:`AutoDecoder` or a ``PCA``.
+    X : array-like of shape (n_samples, n_features)
+        Held-out samples.
+    y : None
+        Ignored.
+
+    Returns
+    -------
+    score : float
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sklearn.model_selection import GridSearchCV
+    >>> from sklearn_autodecoder import AutoDecoder, log_likelihood_scorer
+    >>> rng = np.random.RandomState(0)
+    >>> X = rng.randn(300, 3) @ rng.randn(3, 12) + 0.3 * rng.randn(300, 12)  # rank 3 + noise
+    >>> search = GridSearchCV(
+    ...     AutoDecoder(hidden_layer_sizes=(), device="cpu", random_state=0),
+    ...     {"n_components": [1, 3, 8]}, scoring=log_likelihood_scorer, cv=3,
+    ... ).fit(X)
+    >>> search.best_params_
+    {'n_components': 3}
+    """
+    return float(np.mean(estimator.score_samples(X)))
