@@ -182,15 +182,18 @@ def main():
     p = parser(__doc__.splitlines()[0])
     p.set_defaults(threads=1)
     p.add_argument("--seeds", type=int, default=3)
-    p.add_argument("--heldout", action="store_true", help="also the statsmodels data sets")
+    p.add_argument("--heldout", action="store_true", help="also the statsmodels data sets, in (a) and (b)")
     p.add_argument("--skip-linear", action="store_true", help="skip (a)")
     p.add_argument("--skip-impute", action="store_true", help="skip (b)")
     p.add_argument("--select", action="store_true", help="also (c), n_components on digits")
     args = p.parse_args()
     setup(args)
     print(f"torch threads: {torch.get_num_threads()}")
+    sets = dev_sets()
+    if args.heldout:
+        sets.update(heldout_sets())
     if not args.skip_linear:
-        rows = linear_vs_pca(dev_sets(), args.seeds)
+        rows = linear_vs_pca(sets, args.seeds)
         print("\n(a) Linear AutoDecoder(n_components=3, hidden_layer_sizes=()) vs PCA, test MSE ratio\n")
         print(table(rows, ["data", "test MSE / PCA", "worst", "epochs", "fit (s)"]))
     if args.select:
@@ -200,9 +203,6 @@ def main():
         print("picked:", picks)
     if args.skip_impute:
         return
-    sets = dev_sets()
-    if args.heldout:
-        sets.update(heldout_sets())
     rows, records = imputation(sets, args.seeds)
     columns = ["data", "missing"] + [c for label in IMPUTERS for c in (label, label + " s")]
     print("\n(b) Imputation RMSE on the hidden entries (standardised units), fit + transform seconds\n")

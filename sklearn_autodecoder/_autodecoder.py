@@ -675,7 +675,7 @@ class AutoDecoder(MLPDecoderMixin, BaseAutoDecoder):
         (``latent_scale_``), so that it does not depend on the latents'
         scale.
 
-    inference_tol : float, default=1e-4
+    inference_tol : float, default=2e-4
         Relative tolerance of inference: a sample stops when the loss gain
         that its quadratic model predicts for the next step ("lbfgs", "lm")
         falls below ``inference_tol`` times its loss; with "adam", a step
@@ -917,7 +917,7 @@ class AutoDecoder(MLPDecoderMixin, BaseAutoDecoder):
         inference_method="lbfgs",
         inference_max_iter=100,
         inference_learning_rate=0.1,
-        inference_tol=1e-4,
+        inference_tol=2e-4,
         tol=1e-4,
         init="zeros",
         encoder_max_iter=20,
@@ -1075,7 +1075,7 @@ class ConvAutoDecoder(ConvDecoderMixin, BaseAutoDecoder):
         (``latent_scale_``), so that it does not depend on the latents'
         scale.
 
-    inference_tol : float, default=1e-4
+    inference_tol : float, default=2e-4
         Relative tolerance of inference: a sample stops when the loss gain
         that its quadratic model predicts for the next step ("lbfgs", "lm")
         falls below ``inference_tol`` times its loss; with "adam", a step
@@ -1314,7 +1314,7 @@ class ConvAutoDecoder(ConvDecoderMixin, BaseAutoDecoder):
         inference_method="lbfgs",
         inference_max_iter=100,
         inference_learning_rate=0.1,
-        inference_tol=1e-4,
+        inference_tol=2e-4,
         tol=1e-4,
         init="zeros",
         encoder_max_iter=20,
