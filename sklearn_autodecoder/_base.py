@@ -268,15 +268,18 @@ class BaseRepresentationEstimator(
             else:
                 decoder = self._build_decoder(data.n_features, settings).to(data.device)
             decoder = prefer_channels_last(decoder, data.device)
-            module, optimizer, held_out = self._make_representation(
-                decoder, train_data, settings, warm, generator, 0 if valid is None else len(valid)
-            )
+            # Multiply-adds of a training batch's forward pass: what the default
+            # thread count (n_jobs=None) scales with.
+            self._batch_flops_ = forward_flops(
+                decoder, torch.zeros(1, settings["n_components"], device=data.device)
+            ) * settings["batch_size"]
+            # The representation's start (PCA's SVD, an encoder) runs BLAS and
+            # torch code too: under the same thread limit as training.
+            with self._threads():
+                module, optimizer, held_out = self._make_representation(
+                    decoder, train_data, settings, warm, generator, 0 if valid is None else len(valid)
+                )
             prior = self._make_prior(settings, generator)
-        # Multiply-adds of a training batch's forward pass: what the default
-        # thread count (n_jobs=None) scales with.
-        self._batch_flops_ = forward_flops(
-            decoder, torch.zeros(1, settings["n_components"], device=data.device)
-        ) * settings["batch_size"]
         with self._threads():
             loads = self._loads(decoder, module, settings, train_data)
             model = RepresentationModel(

@@ -14,6 +14,7 @@ from ._inference import _chunks, decode_in_chunks, pairwise_losses
 from ._persistence import SaveMixin
 from ._load import LowLoadWarning
 from ._pca_init import n_parameters, ppca, set_linear_decoder
+from ._threads import resolve_n_threads, torch_threads
 
 # The default model's EM. Candidates are scanned with a loose tolerance on the
 # mean log-likelihood per observed entry (each warm-started from the previous
@@ -285,7 +286,10 @@ class AutoDecoderImputer(SaveMixin, OneToOneFeatureMixin, TransformerMixin, Base
         self.data_max_[seen] = np.nanmax(X64[:, seen], axis=0)
         std[~(std > 0)] = 1.0  # constant or unseen features
         X_std = (X64 - center) / std
-        result, noise_model, aic = select_linear_gaussian(X_std)
+        # EM's products cost about n x d^2 per iteration; small tables get one
+        # BLAS thread (many would wait on each other on a busy machine).
+        with torch_threads(resolve_n_threads(None, flops=X_std.size * X_std.shape[1])):
+            result, noise_model, aic = select_linear_gaussian(X_std)
         if result is None:  # a single feature: the others cannot inform it
             weight, bias, noise = np.zeros((X.shape[1], 1)), np.zeros(X.shape[1]), 1.0
             latents = np.zeros((len(X), 1))
@@ -352,6 +356,11 @@ class AutoDecoderImputer(SaveMixin, OneToOneFeatureMixin, TransformerMixin, Base
             return model.inverse_transform(model.transform(X))
         if not hasattr(model, "embedding_"):
             raise ValueError("n_candidates > 1 needs an auto-decoder (a model with embedding_).")
+        with model._threads():
+            return self._average_completions(model, X)
+
+    def _average_completions(self, model, X):
+        """Mean decoding of the ``n_candidates`` refined completions of each sample."""
         decoder = model._decoder_for(X.dtype)
         X_t, mask = RowData(X, next(decoder.parameters()).dtype, "cpu", has_nan=True).host_batch(slice(None))
         latents = torch.as_tensor(model.embedding_, dtype=X_t.dtype)

@@ -177,3 +177,36 @@ def test_forward_flops_leaves_the_module_as_it_was():
     assert [m.training for m in module] == [True, False, True, True]
     for key, value in module.state_dict().items():
         assert torch.equal(value, state[key]), key  # running statistics untouched
+
+
+def test_fit_limits_threads_in_the_pca_start_and_the_imputer(start_at_one, monkeypatch):
+    # Every torch and BLAS section of an estimator runs under its thread
+    # count, the representation's start (PCA's SVD) and the imputer's
+    # averaged completions included, not only the training loop.
+    import numpy as np
+
+    import sklearn_autodecoder._autodecoder as autodecoder
+    from sklearn_autodecoder import AutoDecoder, AutoDecoderImputer
+
+    seen = {}
+    pca_start = autodecoder.pca_start
+
+    def spy(X, n_components):
+        seen["pca_start"] = torch.get_num_threads()
+        return pca_start(X, n_components)
+
+    monkeypatch.setattr(autodecoder, "pca_start", spy)
+    X = np.random.RandomState(0).rand(60, 6)
+    X[::4, 1] = np.nan
+    model = AutoDecoder(n_components=2, max_iter=2, n_jobs=2, device="cpu", random_state=0)
+    imputer = AutoDecoderImputer(model, n_candidates=3).fit(X)
+    infer = imputer.estimator_._infer_tensor
+
+    def spy_infer(*args, **kwargs):
+        seen["completions"] = torch.get_num_threads()
+        return infer(*args, **kwargs)
+
+    monkeypatch.setattr(imputer.estimator_, "_infer_tensor", spy_infer)
+    imputer.transform(X)
+    assert seen == {"pca_start": 2, "completions": 2}
+    assert torch.get_num_threads() == 1
