@@ -16,18 +16,21 @@ and saves a grid of ``sample()`` images per component, each row a
 component's decoded mean then draws from it, to
 benchmarks/results/bench_prior_samples.png.
 
-Estimator settings (``SETTINGS``; the prior's own parameters at their
-defaults, ``prior_covariance_type="full"``)::
+Estimator settings (``SETTINGS``; everything else at the estimator's
+defaults, among them ``prior_covariance_type="full"``, the learning rates
+and ``batch_size=64``)::
 
     AutoDecoder(n_components=20, latent_prior="gmm", n_prior_components=10,
-                hidden_layer_sizes=(256, 512), loss="bce",
-                latent_learning_rate=0.1, batch_size=128, max_iter=60,
+                hidden_layer_sizes=(256, 512), loss="bce", max_iter=60,
                 random_state=seed, n_jobs=threads)
 
-Run: ``OMP_NUM_THREADS=1 python benchmarks/bench_prior.py`` (1 torch
-thread, ``torch.set_num_threads``; about 8 minutes on a shared 2-core
-machine). ``--seeds 0`` for a single seed, ``--set key=value`` to change a
-setting (e.g. ``--set prior_covariance_type=diag``).
+The prior-free model (``latent_prior="none"``, same settings) is fitted for
+the seeds of ``--prior-free-seeds`` (default 0).
+
+Run: ``OMP_NUM_THREADS=1 python benchmarks/bench_prior.py`` (``--threads``
+torch threads through ``n_jobs``, default 1; about 10 minutes on a shared
+2-core machine). ``--seeds 0`` for a single seed, ``--set key=value`` to
+change a setting (e.g. ``--set prior_covariance_type=diag``).
 
 Measured (1 torch thread, 2 shared CPU cores):
 
@@ -48,6 +51,7 @@ from sklearn.metrics import adjusted_rand_score
 from sklearn.mixture import GaussianMixture
 
 from _common import RESULTS, table
+import sklearn_autodecoder
 from sklearn_autodecoder import AutoDecoder
 from sklearn_autodecoder.datasets import load_mnist
 
@@ -59,8 +63,6 @@ SETTINGS = dict(
     n_prior_components=10,
     hidden_layer_sizes=(256, 512),
     loss="bce",
-    latent_learning_rate=0.1,
-    batch_size=128,
     max_iter=60,
 )
 
@@ -172,7 +174,8 @@ def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    p.add_argument("--no-prior-free", action="store_true", help="skip the prior-free models")
+    p.add_argument("--prior-free-seeds", type=int, nargs="*", default=[0],
+                   help="seeds of the prior-free models (default 0; none to skip)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="change a setting")
     args = p.parse_args()
     RESULTS.mkdir(exist_ok=True)
@@ -181,6 +184,7 @@ def main():
         key, _, value = item.partition("=")
         settings[key] = parse_value(value)
     data = load()
+    print(f"sklearn_autodecoder from {sklearn_autodecoder.__file__}")
     rows = baselines(data[0], data[2], data[3], args.seeds)
     model = None
     for seed in args.seeds:
@@ -188,7 +192,7 @@ def main():
         print(row, flush=True)
         rows.append(row)
         model = model or fitted
-        if not args.no_prior_free:
+        if seed in args.prior_free_seeds:
             row, _ = fit_and_score(dict(settings, latent_prior="none"), seed, args.threads, data)
             print(row, flush=True)
             rows.append(row)

@@ -57,8 +57,8 @@ PCA_START_MAX_VALUES = 2**24
 # Dirichlet concentration on the mixture weights (bulkDGD's): discourages
 # components that lose all their samples. Counted with every sample (the DGD
 # weighting), it holds the weights near uniform; a flat one (1) let them drift
-# and clustered MNIST worse (test ARI 0.527 against 0.559, seed 0) even when
-# the mixture starts from EM (benchmarks/bench_prior.py).
+# and clustered MNIST worse even when the mixture starts from EM (test ARI
+# 0.527 against 0.559, seed 0, latent learning rate 0.1, batch size 128).
 PRIOR_WEIGHT_CONCENTRATION = 5.0
 # Floor of the estimated noise variance (a perfect fit must not give -inf).
 MIN_NOISE_VARIANCE = 1e-12
@@ -668,18 +668,20 @@ class AutoDecoder(MLPDecoderMixin, BaseAutoDecoder):
         the model generative (:meth:`sample`) and a clustering
         (:meth:`predict`). When the training latents start from PCA (MLP
         decoders), the mixture starts as the Gaussian mixture fitted by EM
-        to those whitened PCA scores, which training then refines. With
+        to those whitened PCA scores, with its hyper-priors centred on that
+        fit and the latents' scale held at the start's, and training
+        refines it (see :mod:`sklearn_autodecoder._priors`); otherwise its
+        means start uniformly in a ball (the DGD code's start). With
         ``init`` "zeros" or "mean", inference starts from the component
         mean or training latent (the rows of "nearest") with the lowest
-        objective. A latent learning rate near 0.1 (Adam) suits it: each
-        latent moves once per epoch. See ``benchmarks/bench_prior.py``.
+        objective. See ``benchmarks/bench_prior.py``.
     n_prior_components : int, default=10
         Number of mixture components of ``latent_prior="gmm"``.
     prior_covariance_type : {"full", "diag", "spherical"}, default="full"
         Covariance of each mixture component: a full matrix, one variance
         per latent dimension, or one per component. "full" clusters far
-        better (MNIST test ARI 0.56 against 0.0 for "diag", whose
-        components merged in training; see ``benchmarks/bench_prior.py``).
+        better (MNIST test ARI 0.57 against 0.34 for "diag"; see
+        ``benchmarks/bench_prior.py``).
     early_stopping : bool, default=False
         Hold out ``validation_fraction`` of the samples, infer their latents
         with the decoder frozen after each epoch (a few steps from the
@@ -1056,18 +1058,20 @@ class ConvAutoDecoder(ConvDecoderMixin, BaseAutoDecoder):
         the model generative (:meth:`sample`) and a clustering
         (:meth:`predict`). When the training latents start from PCA (MLP
         decoders), the mixture starts as the Gaussian mixture fitted by EM
-        to those whitened PCA scores, which training then refines. With
+        to those whitened PCA scores, with its hyper-priors centred on that
+        fit and the latents' scale held at the start's, and training
+        refines it (see :mod:`sklearn_autodecoder._priors`); otherwise its
+        means start uniformly in a ball (the DGD code's start). With
         ``init`` "zeros" or "mean", inference starts from the component
         mean or training latent (the rows of "nearest") with the lowest
-        objective. A latent learning rate near 0.1 (Adam) suits it: each
-        latent moves once per epoch. See ``benchmarks/bench_prior.py``.
+        objective. See ``benchmarks/bench_prior.py``.
     n_prior_components : int, default=10
         Number of mixture components of ``latent_prior="gmm"``.
     prior_covariance_type : {"full", "diag", "spherical"}, default="full"
         Covariance of each mixture component: a full matrix, one variance
         per latent dimension, or one per component. "full" clusters far
-        better (MNIST test ARI 0.56 against 0.0 for "diag", whose
-        components merged in training; see ``benchmarks/bench_prior.py``).
+        better (MNIST test ARI 0.57 against 0.34 for "diag"; see
+        ``benchmarks/bench_prior.py``).
     early_stopping : bool, default=False
         Hold out ``validation_fraction`` of the samples, infer their latents
         with the decoder frozen after each epoch (a few steps from the
