@@ -10,6 +10,7 @@ from sklearn.mixture import GaussianMixture
 
 from sklearn_autodecoder._inference import pairwise_losses
 from sklearn_autodecoder._priors import (
+    INIT_RIDGE,
     GaussianMixturePrior,
     best_component_starts,
     best_prior_starts,
@@ -226,11 +227,13 @@ def test_init_from_finds_separated_clusters(blobs, covariance_type):
 
 @pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
 def test_init_from_is_sklearns_em_fit(blobs, covariance_type):
-    # The mixture is the most likely of a few EM runs: sklearn's own fit.
+    # The mixture is the most likely of a few EM runs, with a ridge of
+    # INIT_RIDGE times the mean variance: sklearn's own fit.
     X, _ = blobs
     prior = GaussianMixturePrior(3, 3, covariance_type=covariance_type, generator=0).double()
     prior.init_from(torch.as_tensor(X), generator=0)
-    gm = GaussianMixture(3, covariance_type=covariance_type, random_state=0).fit(X)
+    ridge = INIT_RIDGE * X.var(axis=0).mean()
+    gm = GaussianMixture(3, covariance_type=covariance_type, reg_covar=ridge, random_state=0).fit(X)
     assert abs(float(prior.log_prob(torch.as_tensor(X)).detach().mean()) - gm.score(X)) < 1e-3
 
 
