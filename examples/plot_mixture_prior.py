@@ -42,7 +42,7 @@ X = X / 16.0
 X_train, X_test, y_train, y_test = train_test_split(X, y, test_size=400, random_state=0)
 
 model = AutoDecoder(
-    n_components=10,
+    n_components=20,
     hidden_layer_sizes=(64, 128),
     loss="bce",
     latent_prior="gmm",
@@ -58,10 +58,10 @@ model = AutoDecoder(
 # The adjusted Rand index (ARI) of the test digits' components against their
 # labels (1 is a perfect match, 0 chance), next to a Gaussian mixture and
 # k-means on PCA scores with as many dimensions as the latents.
-pca = PCA(10, random_state=0).fit(X_train)
+pca = PCA(20, random_state=0).fit(X_train)
 baselines = {
-    "GaussianMixture(10) on PCA(10)": GaussianMixture(10, random_state=0).fit(pca.transform(X_train)),
-    "KMeans(10) on PCA(10)": KMeans(10, n_init=10, random_state=0).fit(pca.transform(X_train)),
+    "GaussianMixture(10) on PCA(20)": GaussianMixture(10, random_state=0).fit(pca.transform(X_train)),
+    "KMeans(10) on PCA(20)": KMeans(10, n_init=10, random_state=0).fit(pca.transform(X_train)),
 }
 labels = model.predict(X_test)
 print(f"{'AutoDecoder(latent_prior=gmm)':>32}: test ARI {adjusted_rand_score(y_test, labels):.3f}")
