@@ -36,7 +36,12 @@ from ._devices import autocast
 from ._inference import decode_in_chunks, frozen, infer_latents, nearest_latents
 from ._losses import sample_losses
 from ._pca_init import linear_layer, pca_start, set_linear_decoder
-from ._priors import COVARIANCE_TYPES, GaussianMixturePrior, best_prior_starts, prior_penalty
+from ._priors import (
+    COVARIANCE_TYPES,
+    GaussianMixturePrior,
+    best_prior_starts,
+    prior_penalty,
+)
 from ._sparse_optim import make_latent_optimizer
 from .nn import LatentTable
 
@@ -680,7 +685,7 @@ class AutoDecoder(MLPDecoderMixin, BaseAutoDecoder):
     prior_covariance_type : {"full", "diag", "spherical"}, default="full"
         Covariance of each mixture component: a full matrix, one variance
         per latent dimension, or one per component. "full" clusters far
-        better (MNIST test ARI 0.57 against 0.34 for "diag"; see
+        better (MNIST test ARI 0.62 against 0.31 for "diag", seed 0; see
         ``benchmarks/bench_prior.py``).
     early_stopping : bool, default=False
         Hold out ``validation_fraction`` of the samples, infer their latents
@@ -1070,7 +1075,7 @@ class ConvAutoDecoder(ConvDecoderMixin, BaseAutoDecoder):
     prior_covariance_type : {"full", "diag", "spherical"}, default="full"
         Covariance of each mixture component: a full matrix, one variance
         per latent dimension, or one per component. "full" clusters far
-        better (MNIST test ARI 0.57 against 0.34 for "diag"; see
+        better (MNIST test ARI 0.62 against 0.31 for "diag", seed 0; see
         ``benchmarks/bench_prior.py``).
     early_stopping : bool, default=False
         Hold out ``validation_fraction`` of the samples, infer their latents

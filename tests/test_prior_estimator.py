@@ -5,6 +5,7 @@ import pickle
 import numpy as np
 import pytest
 import torch
+from _checks import TINY_SPEC
 from sklearn.datasets import load_digits
 from sklearn.metrics import adjusted_rand_score
 from sklearn.mixture import GaussianMixture
@@ -14,7 +15,6 @@ from sklearn.preprocessing import FunctionTransformer
 from sklearn_autodecoder import AutoDecoder, ConvAutoDecoder, load
 from sklearn_autodecoder._pca_init import pca_start
 from sklearn_autodecoder._priors import INIT_RIDGE
-from _checks import TINY_SPEC
 
 CPU = dict(device="cpu", random_state=0)
 
@@ -106,9 +106,9 @@ def test_sample_is_seeded_and_in_the_data_space(model):
 def test_bce_samples_are_probabilities(digits):
     X, _ = digits
     ad = AutoDecoder(n_components=4, loss="bce", latent_prior="gmm", n_prior_components=3, max_iter=3, **CPU)
-    X_new, y = ad.fit(X[:200]).sample(50, random_state=0)
+    X_new, components = ad.fit(X[:200]).sample(50, random_state=0)
     assert X_new.shape == (50, 64)
-    assert X_new.min() >= 0 and X_new.max() <= 1 and set(y) <= {0, 1, 2}
+    assert X_new.min() >= 0 and X_new.max() <= 1 and set(components) <= {0, 1, 2}
 
 
 def test_image_samples_are_pixels():
