@@ -28,7 +28,7 @@ The prior-free model (``latent_prior="none"``, same settings) is fitted for
 the seeds of ``--prior-free-seeds`` (default 0).
 
 Run: ``OMP_NUM_THREADS=1 python benchmarks/bench_prior.py`` (``--threads``
-torch threads through ``n_jobs``, default 1; about 10 minutes on a shared
+torch threads through ``n_jobs``, default 1; about 6 minutes on a shared
 2-core machine). ``--seeds 0`` for a single seed, ``--set key=value`` to
 change a setting (e.g. ``--set prior_covariance_type=diag``).
 
@@ -48,8 +48,9 @@ the best GaussianMixture seed (0.535); the prior costs 1.7% of test BCE
 (0.0833 against 0.0818, seed 0). The clustering comes mostly from the
 mixture's start, EM on the whitened PCA scores with a ridge
 (``_priors.INIT_RIDGE``; that fit alone has a train ARI of 0.61 with 5
-EM runs and 0.66 with 10, means over seeds 0-3), which joint training keeps; inference with the decoder
-assigns the test digits as well as the training ones. The samples grid
+EM runs and 0.66 with 10, means over seeds 0-3), which joint training
+keeps; inference with the decoder assigns the test digits as well as the
+training ones. The samples grid
 shows one digit, or a few similar ones (4 and 9; 3, 5 and 8), per
 component.
 
@@ -73,7 +74,7 @@ above, seeds 0-2; ``--set n_components=10`` for the first row; test ARI):
 (prior: mean over seeds 0-2; none: seed 0; about 20 s per run.)
 
 On 64-pixel images the prior costs more reconstruction than on MNIST (where
-MSE rises by 7%, 0.0071 against 0.0066): its nats weigh more against 64
+MSE rises by 8%, 0.0071 against 0.0066): its nats weigh more against 64
 pixels' than against 784's, so the latents the prior-free model spreads to
 fit each digit (BCE within 10%, but MSE up to three times lower) are pulled
 towards the component means.
