@@ -10,8 +10,10 @@ from sklearn.mixture import GaussianMixture
 
 from sklearn_autodecoder._inference import pairwise_losses
 from sklearn_autodecoder._priors import (
+    INIT_RIDGE,
     GaussianMixturePrior,
     best_component_starts,
+    best_prior_starts,
     prior_loss,
     prior_penalty,
 )
@@ -129,6 +131,26 @@ def test_prior_loss_combines_density_and_hyper_prior():
     z = torch.randn(6, 3, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
     expected = -prior.log_prob(z).sum() - 6 * 0.01 * prior.parameter_log_prior()
     torch.testing.assert_close(prior_loss(prior, z, parameter_weight=0.01), expected)
+    assert prior.latent_scale is None  # no scale anchor without init_from
+
+
+def test_prior_loss_anchors_the_latents_scale_after_init_from(blobs):
+    X, _ = blobs
+    Z = torch.as_tensor(X)
+    prior = GaussianMixturePrior(3, 3, generator=0).double().init_from(Z, generator=0)
+    assert prior.latent_scale == pytest.approx(float((Z**2).sum(dim=1).mean()))
+
+    def anchor(z):
+        return prior_loss(prior, z) - (-prior.log_prob(z).sum() - len(z) * prior.parameter_log_prior())
+
+    assert abs(float(anchor(Z).detach())) < 1e-9  # nothing at the start's scale
+    # Shrinking every latent by 10% costs len(z) * 0.5 * (2 log 0.9 / 0.05)^2 nats ...
+    shrunk = (0.9 * Z).requires_grad_(True)
+    expected = len(Z) * 0.5 * (2 * math.log(0.9) / 0.05) ** 2
+    assert float(anchor(shrunk).detach()) == pytest.approx(expected, rel=1e-6)
+    # ... and its gradient pushes every latent outwards.
+    (gradient,) = torch.autograd.grad(anchor(shrunk), shrunk)
+    assert bool(((gradient * shrunk).sum(dim=1) < 0).all())
 
 
 def test_softball_penalises_means_outside_the_radius():
@@ -203,6 +225,37 @@ def test_init_from_finds_separated_clusters(blobs, covariance_type):
     assert torch.equal(again.loc, prior.loc) and torch.equal(again.log_var, prior.log_var)
 
 
+@pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
+def test_init_from_is_sklearns_em_fit(blobs, covariance_type):
+    # The mixture is the most likely of a few EM runs, with a ridge of
+    # INIT_RIDGE times the mean variance: sklearn's own fit.
+    X, _ = blobs
+    prior = GaussianMixturePrior(3, 3, covariance_type=covariance_type, generator=0).double()
+    prior.init_from(torch.as_tensor(X), generator=0)
+    ridge = INIT_RIDGE * X.var(axis=0).mean()
+    gm = GaussianMixture(3, covariance_type=covariance_type, reg_covar=ridge, random_state=0).fit(X)
+    assert abs(float(prior.log_prob(torch.as_tensor(X)).detach().mean()) - gm.score(X)) < 1e-3
+
+
+@pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
+def test_init_from_centres_the_hyper_priors_on_the_latents(blobs, covariance_type):
+    # Whatever the latents' scale, the softball holds them and the
+    # log-variance prior peaks at the fitted variances: empirical Bayes.
+    X, _ = blobs
+    fits = []
+    for scale in (1.0, 100.0):
+        prior = GaussianMixturePrior(3, 3, covariance_type=covariance_type, generator=0).double()
+        prior.init_from(torch.as_tensor(scale * X), generator=0)
+        norms = np.linalg.norm(scale * X, axis=1)
+        assert prior.mean_radius == pytest.approx(np.quantile(norms, 0.99), rel=1e-6)
+        assert prior.log_variance_mean == pytest.approx(float(prior.log_var.mean()), rel=1e-6)
+        assert torch.equal(prior.log_variance_centre, prior.log_var.detach())
+        fits.append(prior)
+    small, large = fits
+    torch.testing.assert_close(large.means, 100 * small.means, rtol=1e-4, atol=1e-6)
+    assert large.log_variance_mean == pytest.approx(small.log_variance_mean + 2 * math.log(100), abs=1e-3)
+
+
 def _linear_decoder(prior, n_features=6):
     decoder = torch.nn.Linear(prior.n_components, n_features).double()
     with torch.no_grad():
@@ -228,6 +281,26 @@ def test_best_component_starts_pick_the_decoded_mean():
     # Rows are independent: a chunk of one gives the same start.
     one, _ = best_component_starts(decoder, x[3:4], None, prior, loss="mse", n_starts=2)
     assert torch.equal(one, components[3:4])
+
+
+def test_best_prior_starts_score_reconstruction_plus_prior():
+    prior = GaussianMixturePrior(2, 3, mean_radius=3.0, generator=0).double()
+    decoder = _linear_decoder(prior)
+    candidates = torch.cat([prior.loc.detach(), torch.tensor([[0.3, -0.2], [1.5, 1.0]], dtype=torch.float64)])
+    with torch.no_grad():
+        references = decoder(candidates)
+        x = references[[4, 1, 3]] + 0.01
+        indices, z0 = best_prior_starts(x, None, prior, candidates, references, loss="mse", n_starts=2)
+        scores = pairwise_losses(x, None, references, "mse") - prior.log_prob(candidates)
+    assert indices.shape == (3, 2) and z0.shape == (3, 2, 2)
+    # A candidate that is not a component mean wins where it fits the sample.
+    assert indices[:, 0].tolist() == [4, 1, 3]
+    assert torch.equal(indices, torch.sort(scores, dim=1, stable=True).indices[:, :2])
+    assert torch.equal(z0, candidates[indices])
+    one, _ = best_prior_starts(x[2:], None, prior, candidates, references, loss="mse", n_starts=2)
+    assert torch.equal(one, indices[2:])
+    with pytest.raises(ValueError, match="n_starts"):
+        best_prior_starts(x, None, prior, candidates, references, loss="mse", n_starts=6)
 
 
 def test_best_component_starts_ignore_unobserved_entries():
