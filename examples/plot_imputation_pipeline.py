@@ -61,8 +61,8 @@ def compare(imputers, model, X_train, y_train, X_test, y_test, X_test_complete):
             warnings.simplefilter("ignore", ConvergenceWarning)
             pipe = make_pipeline(imputer, clone(model)).fit(X_train, y_train)
             score = pipe.score(X_test, y_test)
-        seconds = time.perf_counter() - start
-        X_filled = pipe[0].transform(X_test)
+            seconds = time.perf_counter() - start
+            X_filled = pipe[0].transform(X_test)
         rmse = np.sqrt(np.mean((X_filled[missing] - X_test_complete[missing]) ** 2))
         results[name] = (score, rmse, seconds)
         print(
@@ -97,7 +97,8 @@ X_train, X_test, y_train, y_test = train_test_split(
 X_train_nan, X_test_nan = hide(X_train, 0.5, 0), hide(X_test, 0.5, 1)
 
 classifier = LogisticRegression(max_iter=2000)
-complete_digits = clone(classifier).fit(X_train, y_train).score(X_test, y_test)
+with threadpool_limits(limits=1, user_api="blas"):
+    complete_digits = clone(classifier).fit(X_train, y_train).score(X_test, y_test)
 print(f"accuracy with complete digits: {complete_digits:.3f}")
 digits = compare(
     {
@@ -139,7 +140,8 @@ X_train, X_test, y_train, y_test = X[:500], X[500:], y[:500], y[500:]
 X_train_nan, X_test_nan = hide(X_train, 0.7, 0), hide(X_test, 0.7, 1)
 
 regressor = RidgeCV()
-complete_genes = clone(regressor).fit(X_train, y_train).score(X_test, y_test)
+with threadpool_limits(limits=1, user_api="blas"):
+    complete_genes = clone(regressor).fit(X_train, y_train).score(X_test, y_test)
 print(f"R^2 with complete data: {complete_genes:.3f}")
 genes = compare(
     {
