@@ -179,13 +179,15 @@ class BaseAutoDecoder(BaseRepresentationEstimator):
     def _pca_start_applies(self, data):
         """PCA starts for MLP decoders on training sets of at most PCA_START_MAX_VALUES.
 
-        The conv presets keep the published small random start; larger data
-        would need the whole training set in memory for the SVD, and under
+        The conv presets keep the published small random start, except with a
+        mixture prior, which needs a data-driven start to cluster (from the
+        DGD ball start it does not; see :mod:`._priors`). Larger data would
+        need the whole training set in memory for the SVD, and under
         ``torch.distributed`` each rank sees only its shard (the ranks' PCA
         bases would differ).
         """
         return (
-            self._uint8_scale is None
+            (not self._random_latent_start or self.latent_prior == "gmm")
             and len(data) * data.n_features <= PCA_START_MAX_VALUES
             and not distributed.is_active()
         )
@@ -405,6 +407,9 @@ class BaseAutoDecoder(BaseRepresentationEstimator):
         log-likelihood. Unlike :meth:`score`, its mean on held-out data does
         not keep rising with ``n_components``: use it to choose the latent
         size without labels (:func:`~sklearn_autodecoder.log_likelihood_scorer`).
+        Each Levenberg-Marquardt step costs about ``n_components`` decoder
+        passes per sample (forward-mode Jacobian): with large latents it is
+        much slower than :meth:`transform`.
 
         Parameters
         ----------

@@ -32,6 +32,9 @@ from ._inference import data_gauss_newton, infer_latents, penalty_terms
 # latent under the noise model and the prior (one suffices for a linear
 # decoder; the projection is already close for the others).
 LAPLACE_STEPS = 10
+# A row stops when the next step promises less than this fraction of its
+# objective (a linear decoder's rows stop after a step or two).
+LAPLACE_TOL = 1e-9
 # Relative floor of the eigenvalues of a Gaussian prior's covariance fitted
 # to the training latents (a dimension the latents do not use).
 COVARIANCE_FLOOR = 1e-6
@@ -102,7 +105,7 @@ def laplace_log_likelihood(decoder, x, mask, z0, *, loss, neg_log_prior, noise_v
         mask=mask,
         method="lm",
         max_iter=n_steps,
-        tol=0.0,
+        tol=LAPLACE_TOL,
         penalty=lambda z: scale * neg_log_prior(z),
         batch_size=max(len(x), 1),
         device=x.device,
