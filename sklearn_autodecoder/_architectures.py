@@ -83,6 +83,8 @@ class ConvDecoderMixin:
     }
     # uint8 input holds 8-bit pixels: x / 255, per batch.
     _uint8_scale = 1.0 / 255.0
+    # The published presets start their latents small and random.
+    _random_latent_start = True
 
     def _spec(self):
         return presets.get_preset(self.preset)

@@ -133,6 +133,9 @@ class BaseRepresentationEstimator(
     _torch_attributes = ("decoder_",)
     # Factor applied to uint8 input (image estimators: 1/255), None to take values as they are.
     _uint8_scale = None
+    # Whether the architecture keeps small random training latents where the
+    # data would allow a PCA start (see BaseAutoDecoder._pca_start_applies).
+    _random_latent_start = False
 
     # ---- architecture hooks (see ._architectures) -------------------------------
 
