@@ -36,7 +36,7 @@ from ._devices import autocast
 from ._inference import METHODS, decode_in_chunks, frozen, infer_latents, nearest_latents
 from ._losses import sample_losses
 from ._model_selection import gaussian_neg_log_prior, laplace_log_likelihood
-from ._pca_init import linear_layer, pca_start, set_linear_decoder
+from ._pca_init import linear_layer, pca_project, pca_start, set_linear_decoder
 from ._priors import (
     COVARIANCE_TYPES,
     GaussianMixturePrior,
@@ -57,9 +57,11 @@ INIT_STRATEGIES = ("zeros", "mean", "nearest", "encoder")
 # values (rows x features; 128 MiB in float32), on evenly spaced rows.
 NEAREST_MAX_VALUES = 2**25
 
-# Training sets of at most this many values (rows x features) start from PCA
-# (see BaseAutoDecoder._pca_start); larger ones from small random latents.
+# The PCA start's SVD runs on the whole training set up to this many values
+# (rows x features; 128 MiB in float64), on evenly spaced rows holding
+# PCA_SUBSAMPLE_VALUES above it (32 MiB: out-of-core data stays small in memory).
 PCA_START_MAX_VALUES = 2**24
+PCA_SUBSAMPLE_VALUES = 2**22
 # Dirichlet concentration on the mixture weights (bulkDGD's): discourages
 # components that lose all their samples. Counted with every sample (the DGD
 # weighting), it holds the weights near uniform; a flat one (1) let them drift
@@ -177,37 +179,49 @@ class BaseAutoDecoder(BaseRepresentationEstimator):
         return table, optimizer, held_out
 
     def _pca_start_applies(self, data):
-        """PCA starts for MLP decoders on training sets of at most PCA_START_MAX_VALUES.
+        """PCA starts for MLP decoders, and for conv decoders with a mixture prior.
 
         The conv presets keep the published small random start, except with a
         mixture prior, which needs a data-driven start to cluster (from the
-        DGD ball start it does not; see :mod:`._priors`). Larger data would
-        need the whole training set in memory for the SVD, and under
+        DGD ball start it does not; see :mod:`._priors`). Under
         ``torch.distributed`` each rank sees only its shard (the ranks' PCA
         bases would differ).
         """
-        return (
-            (not self._random_latent_start or self.latent_prior == "gmm")
-            and len(data) * data.n_features <= PCA_START_MAX_VALUES
-            and not distributed.is_active()
-        )
+        return (not self._random_latent_start or self.latent_prior == "gmm") and not distributed.is_active()
 
     def _pca_start(self, decoder, data, n_components):
         """Whitened PCA latents of the training rows; a linear decoder starts at PCA itself.
 
         A linear decoder then begins at the least-squares optimum that
         training would otherwise approach over many epochs, and a nonlinear
-        one from the best linear coordinates (as GLO does).
+        one from the best linear coordinates (as GLO does). The SVD sees at
+        most PCA_START_MAX_VALUES values; on larger data it runs on evenly
+        spaced rows (PCA_SUBSAMPLE_VALUES values), and every row then gets its
+        projection on their basis, batch by batch.
         """
-        x, mask = data.host_batch(slice(None))
-        X = x.double().numpy()
-        if mask is not None:
-            X[~mask.numpy()] = np.nan  # missing entries: filled by iterative SVD
-        latents, weight, bias = pca_start(X, n_components)
+        n_features = data.n_features
+        if len(data) * n_features <= PCA_START_MAX_VALUES:
+            latents, weight, bias = pca_start(self._host_array(data, slice(None)), n_components)
+        else:
+            n_fit = min(max(PCA_SUBSAMPLE_VALUES // n_features, n_components + 1), len(data))
+            subset = np.unique(np.linspace(0, len(data) - 1, n_fit).round().astype(np.int64))
+            _, weight, bias = pca_start(self._host_array(data, subset), n_components)
+            latents = np.empty((len(data), n_components))
+            for rows in slices(len(data), max(PCA_SUBSAMPLE_VALUES // n_features, 1)):
+                latents[rows] = pca_project(self._host_array(data, rows), weight, bias)
         # PCA is the optimum of a dense linear decoder under MSE only.
         if linear_layer(decoder) is not None and self.loss == "mse" and self.connectivity is None:
             set_linear_decoder(decoder, weight, bias)
         return torch.as_tensor(latents, dtype=torch.float32)
+
+    @staticmethod
+    def _host_array(data, rows):
+        """Rows of ``data`` as a float64 array, NaN where an entry is missing."""
+        x, mask = data.host_batch(rows)
+        X = x.double().numpy()
+        if mask is not None:
+            X[~mask.numpy()] = np.nan
+        return X
 
     def _held_out_inference(self, decoder, table, settings, n_held_out, device):
         """``held_out(index, x, mask)``: held-out latents, tracked across epochs.

@@ -123,6 +123,37 @@ def pca_start(X, n_components, *, max_iter=100):
     return latents, weight, bias
 
 
+def pca_project(X, weight, bias):
+    """Least-squares latents of rows under a linear decoder (``x ~ weight @ z + bias``).
+
+    What :func:`pca_start` gives its own rows, for rows it did not see: with
+    its ``weight`` and ``bias`` a complete row gets its whitened PCA score.
+    Each row uses its observed entries only.
+
+    Parameters
+    ----------
+    X : ndarray of shape (n_samples, n_features)
+        NaN marks a missing entry.
+    weight : ndarray of shape (n_features, n_components)
+    bias : ndarray of shape (n_features,)
+
+    Returns
+    -------
+    latents : ndarray of shape (n_samples, n_components)
+        Zero in the directions of zero columns of ``weight`` (and of the
+        directions a row's observed entries cannot determine).
+    """
+    X = np.asarray(X, dtype=np.float64)
+    observed = ~np.isnan(X)
+    centred = np.where(observed, X - bias, 0.0)
+    # A relative ridge: zero columns (beyond X's rank) get zero latents.
+    ridge = 1e-12 * max(float(np.sum(weight**2)), 1e-300) * np.eye(weight.shape[1])
+    if observed.all():  # one Gram matrix for every row
+        return np.linalg.solve(weight.T @ weight + ridge, (centred @ weight).T).T
+    gram = np.einsum("nd,dk,dl->nkl", observed.astype(np.float64), weight, weight) + ridge
+    return np.linalg.solve(gram, (centred @ weight)[:, :, None])[:, :, 0]
+
+
 def linear_layer(decoder):
     """The single ``nn.Linear`` of a linear decoder, or None if it has hidden layers."""
     layers = [m for m in decoder.modules() if isinstance(m, torch.nn.Linear)]

@@ -97,3 +97,36 @@ def test_n_parameters():
     # Loadings up to rotation, mean, noise.
     assert n_parameters(10, 3) == 30 - 3 + 10 + 1
     assert n_parameters(10, 3, "diagonal") == 30 - 3 + 10 + 10
+
+
+def test_pca_project_gives_the_pca_start_its_own_rows_back():
+    from sklearn_autodecoder._pca_init import pca_project
+
+    rng = np.random.RandomState(0)
+    X = rng.randn(200, 3) @ rng.randn(3, 12) + 0.1 * rng.randn(200, 12)
+    latents, weight, bias = pca_start(X, 4)
+    np.testing.assert_allclose(pca_project(X, weight, bias), latents, atol=1e-6)
+    # A row with missing entries: least squares on its observed ones.
+    row = X[:1].copy()
+    row[0, :5] = np.nan
+    expected = np.linalg.lstsq(weight[5:], X[0, 5:] - bias[5:], rcond=None)[0]
+    np.testing.assert_allclose(pca_project(row, weight, bias)[0], expected, atol=1e-6)
+    # More latents than X's rank: the extra ones are zero.
+    assert np.allclose(pca_project(X, *pca_start(X[:3], 5)[1:])[:, 3:], 0.0)
+
+
+def test_large_training_sets_start_from_a_subsample(monkeypatch):
+    import sklearn_autodecoder._autodecoder as autodecoder
+    from sklearn_autodecoder import AutoDecoder
+
+    rng = np.random.RandomState(0)
+    X = rng.randn(400, 2) @ rng.randn(2, 10) + 0.01 * rng.randn(400, 10)
+    exact = AutoDecoder(n_components=2, hidden_layer_sizes=(), max_iter=1, device="cpu", random_state=0).fit(X)
+    monkeypatch.setattr(autodecoder, "PCA_START_MAX_VALUES", 100)
+    monkeypatch.setattr(autodecoder, "PCA_SUBSAMPLE_VALUES", 1000)  # 100 of the 400 rows
+    sub = AutoDecoder(n_components=2, hidden_layer_sizes=(), max_iter=1, device="cpu", random_state=0).fit(X)
+    # Near rank-2 data: the subsample's subspace is the whole set's.
+    pca = PCA(2).fit(X)
+    for model in (exact, sub):
+        X_hat = model.inverse_transform(model.transform(X))
+        assert np.mean((X_hat - X) ** 2) < 1.05 * np.mean((pca.inverse_transform(pca.transform(X)) - X) ** 2)

@@ -118,6 +118,21 @@ def test_image_samples_are_pixels():
     assert X_new.shape == (7, 4) and X_new.min() >= 0 and X_new.max() <= 1
 
 
+def test_conv_decoders_start_from_pca_with_a_prior_only(monkeypatch):
+    # The conv presets keep their published small random start, but a
+    # mixture prior needs the data-driven one to cluster.
+    import sklearn_autodecoder._autodecoder as autodecoder
+
+    calls = []
+    monkeypatch.setattr(autodecoder, "pca_start", lambda X, m: calls.append(X.shape) or pca_start(X, m))
+    X = np.random.RandomState(0).rand(60, 4)
+    ConvAutoDecoder(TINY_SPEC, max_iter=2, **CPU).fit(X)
+    assert calls == []
+    cad = ConvAutoDecoder(TINY_SPEC, latent_prior="gmm", n_prior_components=3, max_iter=2, **CPU).fit(X)
+    assert calls == [(60, 4)]
+    assert cad.prior_.mean_radius != 2.0  # fitted to the start, not the DGD ball
+
+
 def test_score_samples_adds_the_prior_to_the_reconstruction(model, digits):
     X, _ = digits
     scores = model.score_samples(X[1400:1500])
