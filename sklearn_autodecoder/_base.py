@@ -276,13 +276,13 @@ class BaseRepresentationEstimator(
             self._batch_flops_ = forward_flops(
                 decoder, torch.zeros(1, settings["n_components"], device=data.device)
             ) * settings["batch_size"]
-            # The representation's start (PCA's SVD, an encoder) runs BLAS and
-            # torch code too: under the same thread limit as training.
+            # The representation's start (PCA's SVD) and the prior's (EM) run
+            # BLAS and torch code too: under the same thread limit as training.
             with self._threads():
                 module, optimizer, held_out = self._make_representation(
                     decoder, train_data, settings, warm, generator, 0 if valid is None else len(valid)
                 )
-            prior = self._make_prior(settings, generator)
+                prior = self._make_prior(settings, generator)
         with self._threads():
             loads = self._loads(decoder, module, settings, train_data)
             model = RepresentationModel(
