@@ -59,9 +59,9 @@ NEAREST_MAX_VALUES = 2**25
 
 # The PCA start's SVD runs on the whole training set up to this many values
 # (rows x features; 128 MiB in float64), on evenly spaced rows holding
-# PCA_SUBSAMPLE_VALUES above it (32 MiB: out-of-core data stays small in memory).
+# PCA_SUBSAMPLE_VALUES above it (16 MiB: out-of-core data stays small in memory).
 PCA_START_MAX_VALUES = 2**24
-PCA_SUBSAMPLE_VALUES = 2**22
+PCA_SUBSAMPLE_VALUES = 2**21
 # Dirichlet concentration on the mixture weights (bulkDGD's): discourages
 # components that lose all their samples. Counted with every sample (the DGD
 # weighting), it holds the weights near uniform; a flat one (1) let them drift
