@@ -268,6 +268,9 @@ class BaseAutoDecoder(BaseRepresentationEstimator):
         latents = latents.numpy().astype(dtype)
         self.embedding_ = latents
         self.latent_scale_ = _rms(latents)
+        self.__dict__.pop("noise_variance_", None)
+        if self.loss_ == "mse":  # the Gaussian noise model: score_samples, the prior's weight
+            self.noise_variance_ = self._fit_noise_variance(data.take(train), latents)
         for name in ("_references_", "encoder_", "encoder_loss_curve_"):
             self.__dict__.pop(name, None)  # from a previous fit with another init
         if self.init == "encoder":
@@ -280,9 +283,6 @@ class BaseAutoDecoder(BaseRepresentationEstimator):
             embedding[train] = latents
             embedding[valid] = inferred.numpy()
             self.embedding_ = embedding
-        self.__dict__.pop("noise_variance_", None)
-        if self.loss_ == "mse":  # the Gaussian noise model of score_samples
-            self.noise_variance_ = self._fit_noise_variance(data)
         if self.init == "nearest":
             latents = torch.as_tensor(self.embedding_, dtype=torch.float32)
             self._references_ = decode_in_chunks(
@@ -457,16 +457,17 @@ class BaseAutoDecoder(BaseRepresentationEstimator):
             return lambda z: prior_penalty(prior, z)
         return gaussian_neg_log_prior(torch.as_tensor(self.embedding_, dtype=dtype, device=device))
 
-    def _fit_noise_variance(self, data):
+    def _fit_noise_variance(self, data, latents):
         """Variance of the Gaussian noise of MSE, as probabilistic PCA estimates it.
 
-        The residual sum of squares over the observed training entries
-        divided by their number less the latents' degrees of freedom
-        (``n_components`` per sample).
+        The residual sum of squares of the training rows ``data`` at their
+        fitted ``latents``, over the observed entries, divided by their
+        number less the latents' degrees of freedom (``n_components`` per
+        sample).
         """
         decoder = self.decoder_
         total, count = 0.0, 0
-        Z = torch.as_tensor(self.embedding_, dtype=torch.float32)
+        Z = torch.as_tensor(latents, dtype=torch.float32)
         with torch.no_grad(), frozen(decoder):
             for rows, x, mask in data.batches(slices(len(data), self.inference_batch_size)):
                 z = Z[rows].to(data.device)
@@ -554,11 +555,21 @@ class BaseAutoDecoder(BaseRepresentationEstimator):
         )
 
     def _prior_penalty(self, dtype):
-        """``-log p(z)`` under the fitted mixture prior (in ``dtype``), or None."""
+        """``-log p(z)`` under the fitted mixture prior, in the loss's units (or None)."""
         if getattr(self, "prior_", None) is None:
             return None
-        prior = self._prior_for(dtype)
-        return lambda z: prior_penalty(prior, z)
+        prior, weight = self._prior_for(dtype), self._prior_weight()
+        return lambda z: weight * prior_penalty(prior, z)
+
+    def _prior_weight(self):
+        """The prior's nats in the units of the reconstruction loss.
+
+        BCE is a negative log-likelihood (1); squared error is
+        ``2 sigma^2`` times the Gaussian's, with sigma^2 the fitted noise
+        variance (without it the balance of prior and data would depend on
+        the data's scale).
+        """
+        return 2.0 * self.noise_variance_ if self.loss_ == "mse" else 1.0
 
     def _init_function(self, decoder, dtype, device):
         """``init(x, mask) -> z0`` of ``self.init``: each row from its own sample."""
@@ -574,7 +585,9 @@ class BaseAutoDecoder(BaseRepresentationEstimator):
             references = decode_in_chunks(decoder, candidates, self.inference_batch_size, device).to(dtype)
 
             def best_start(x, m):
-                _, z0 = best_prior_starts(x, m, prior, candidates, references, loss=self.loss_)
+                _, z0 = best_prior_starts(
+                    x, m, prior, candidates, references, loss=self.loss_, prior_weight=self._prior_weight()
+                )
                 return z0[:, 0].clone()
 
             return best_start
@@ -867,10 +880,11 @@ class AutoDecoder(MLPDecoderMixin, BaseAutoDecoder):
         The loss in use.
 
     noise_variance_ : float
-        Variance of the Gaussian noise model of :meth:`score_samples`: the
-        training residual sum of squares over the observed entries less
-        ``n_components`` per sample (probabilistic PCA's estimate). Only
-        with ``loss="mse"``.
+        Variance of the Gaussian noise model of squared error (in
+        :meth:`score_samples`, and the weight of a mixture prior in
+        inference): the training rows' residual sum of squares over their
+        observed entries less ``n_components`` per sample (probabilistic
+        PCA's estimate). Only with ``loss="mse"``.
     prior_ : torch.nn.Module
         The fitted Gaussian mixture prior (``latent_prior="gmm"`` only).
     prior_weights_ : ndarray of shape (n_prior_components,)
@@ -1278,10 +1292,11 @@ class ConvAutoDecoder(ConvDecoderMixin, BaseAutoDecoder):
         The loss in use.
 
     noise_variance_ : float
-        Variance of the Gaussian noise model of :meth:`score_samples`: the
-        training residual sum of squares over the observed entries less
-        ``n_components`` per sample (probabilistic PCA's estimate). Only
-        with ``loss="mse"``.
+        Variance of the Gaussian noise model of squared error (in
+        :meth:`score_samples`, and the weight of a mixture prior in
+        inference): the training rows' residual sum of squares over their
+        observed entries less ``n_components`` per sample (probabilistic
+        PCA's estimate). Only with ``loss="mse"``.
     prior_ : torch.nn.Module
         The fitted Gaussian mixture prior (``latent_prior="gmm"`` only).
     prior_weights_ : ndarray of shape (n_prior_components,)

@@ -74,8 +74,14 @@ How the terms are scaled in a training objective
 The package sums reconstruction losses over a sample's features and over
 the samples of a batch (see :mod:`._losses`). The prior keeps that unit, a
 sum of nats per sample, so that its weight relative to the reconstruction
-is the Bayesian one (an MSE loss is a Gaussian negative log-likelihood up
-to its variance; BCE is a Bernoulli one exactly):
+is the Bayesian one. BCE is a Bernoulli negative log-likelihood exactly;
+squared error is ``2 sigma^2`` times a Gaussian's, so with ``loss="mse"``
+the estimators multiply the prior's terms by ``2 sigma^2``: in training the
+batch's mean squared residual per observed entry (no gradient), in
+inference the fitted ``noise_variance_``. Unscaled, the prior's nats
+outweighed the data on [0, 1] pixels (digits, MSE: test error 1.9x to 5.7x
+the prior-free model's and ARI 0.65 / 0.46 with 10 / 20 latents; scaled,
+1.03x / 1.06x and ARI 0.73 / 0.77):
 
 * per sample: ``-log p(z_i)``, the mixture's negative log-density
   (:func:`prior_penalty`). It depends on the sample's own latent only, so
@@ -581,7 +587,7 @@ def prior_loss(prior, z, parameter_weight=1.0):
 
 
 @torch.no_grad()
-def best_prior_starts(x, mask, prior, candidates, references, *, loss, n_starts=1):
+def best_prior_starts(x, mask, prior, candidates, references, *, loss, n_starts=1, prior_weight=1.0):
     """The candidate latents with the lowest inference objective: inference starts.
 
     A sample's score for candidate c is the reconstruction loss of the
@@ -605,6 +611,8 @@ def best_prior_starts(x, mask, prior, candidates, references, *, loss, n_starts=
         Reconstruction loss.
     n_starts : int, default=1
         Starts per sample, at most ``n_candidates``.
+    prior_weight : float, default=1.0
+        Factor of ``-log p(c)``: the prior's nats in the loss's units.
 
     Returns
     -------
@@ -619,7 +627,7 @@ def best_prior_starts(x, mask, prior, candidates, references, *, loss, n_starts=
     if isinstance(n_starts, bool) or not isinstance(n_starts, int) or not 1 <= n_starts <= n:
         raise ValueError(f"n_starts must be an integer in [1, {n}], got {n_starts!r}.")
     references = references.reshape(n, -1).to(x.dtype)
-    scores = pairwise_losses(x, mask, references, loss) - prior.log_prob(candidates.to(x.dtype))
+    scores = pairwise_losses(x, mask, references, loss) - prior_weight * prior.log_prob(candidates.to(x.dtype))
     # A stable sort: ties keep the candidates' order, whatever the chunk.
     indices = torch.sort(scores, dim=1, stable=True).indices[:, :n_starts]
     return indices, candidates[indices]

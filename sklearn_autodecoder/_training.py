@@ -204,12 +204,26 @@ class RepresentationNet(NeuralNet):
         # decoded_losses works from the decoder's logits for BCE (a gradient
         # that does not vanish when saturated), in the data's dtype.
         losses = decoded_losses(self.module_.decoder, z, x, self.loss, mask)
+        data = losses.sum()
+        total = data
         if self.latent_l2:
-            losses = losses + self.latent_l2 * z.pow(2).sum(dim=1)
-        total = losses.sum()
+            total = total + self.latent_l2 * z.pow(2).sum()
         if self.module_.prior is not None:
-            total = total + prior_loss(self.module_.prior, z.to(x.dtype))
+            total = total + self._prior_weight(data, x, mask) * prior_loss(self.module_.prior, z.to(x.dtype))
         return total
+
+    def _prior_weight(self, data, x, mask):
+        """The prior's nats in the units of the batch's reconstruction loss.
+
+        1 for BCE (a negative log-likelihood); for squared error ``2 sigma^2``,
+        with the noise variance sigma^2 estimated by the batch's mean squared
+        residual (no gradient): the Gaussian likelihood's scale, so that the
+        balance of prior and data does not depend on the data's scale.
+        """
+        if self.loss != "mse":
+            return 1.0
+        n_observed = x.numel() if mask is None else mask.sum()
+        return 2.0 * (data.detach() / n_observed).clamp_min(torch.finfo(data.dtype).tiny)
 
     def train_step(self, batch, **fit_params):
         # skorch passes its closure to every optimiser's step(), which with
