@@ -20,7 +20,6 @@ Peak RSS is the kernel's high-water mark (VmHWM), reset after import through
 """
 
 import json
-import os
 import subprocess
 import sys
 import tempfile

@@ -34,7 +34,7 @@ from ._compat import Interval, StrOptions, check_is_fitted
 from ._data import map_rows, output_dtype, slices
 from ._devices import autocast
 from ._inference import METHODS, decode_in_chunks, frozen, infer_latents, nearest_latents
-from ._losses import sample_losses
+from ._losses import loss_units_per_nat, sample_losses
 from ._model_selection import gaussian_neg_log_prior, laplace_log_likelihood
 from ._pca_init import linear_layer, pca_project, pca_start, set_linear_decoder
 from ._priors import (
@@ -201,27 +201,18 @@ class BaseAutoDecoder(BaseRepresentationEstimator):
         """
         n_features = data.n_features
         if len(data) * n_features <= PCA_START_MAX_VALUES:
-            latents, weight, bias = pca_start(self._host_array(data, slice(None)), n_components)
+            latents, weight, bias = pca_start(data.host_array(slice(None), np.float64), n_components)
         else:
             n_fit = min(max(PCA_SUBSAMPLE_VALUES // n_features, n_components + 1), len(data))
             subset = np.unique(np.linspace(0, len(data) - 1, n_fit).round().astype(np.int64))
-            _, weight, bias = pca_start(self._host_array(data, subset), n_components)
+            _, weight, bias = pca_start(data.host_array(subset, np.float64), n_components)
             latents = np.empty((len(data), n_components))
             for rows in slices(len(data), max(PCA_SUBSAMPLE_VALUES // n_features, 1)):
-                latents[rows] = pca_project(self._host_array(data, rows), weight, bias)
+                latents[rows] = pca_project(data.host_array(rows, np.float64), weight, bias)
         # PCA is the optimum of a dense linear decoder under MSE only.
         if linear_layer(decoder) is not None and self.loss == "mse" and self.connectivity is None:
             set_linear_decoder(decoder, weight, bias)
         return torch.as_tensor(latents, dtype=torch.float32)
-
-    @staticmethod
-    def _host_array(data, rows):
-        """Rows of ``data`` as a float64 array, NaN where an entry is missing."""
-        x, mask = data.host_batch(rows)
-        X = x.double().numpy()
-        if mask is not None:
-            X[~mask.numpy()] = np.nan
-        return X
 
     def _held_out_inference(self, decoder, table, settings, n_held_out, device):
         """``held_out(index, x, mask)``: held-out latents, tracked across epochs.
@@ -445,7 +436,7 @@ class BaseAutoDecoder(BaseRepresentationEstimator):
             for rows, x, mask in data.batches(slices(len(data), self.inference_batch_size)):
                 z = torch.as_tensor(Z[rows], dtype=data.dtype, device=data.device)
                 out[rows] = laplace_log_likelihood(
-                    decoder, x.to(data.dtype), mask, z, loss=self.loss_,
+                    decoder, x, mask, z, loss=self.loss_,
                     neg_log_prior=neg_log_prior, noise_variance=variance,
                 ).cpu().numpy()
         return out
@@ -562,14 +553,8 @@ class BaseAutoDecoder(BaseRepresentationEstimator):
         return lambda z: weight * prior_penalty(prior, z)
 
     def _prior_weight(self):
-        """The prior's nats in the units of the reconstruction loss.
-
-        BCE is a negative log-likelihood (1); squared error is
-        ``2 sigma^2`` times the Gaussian's, with sigma^2 the fitted noise
-        variance (without it the balance of prior and data would depend on
-        the data's scale).
-        """
-        return 2.0 * self.noise_variance_ if self.loss_ == "mse" else 1.0
+        """The prior's nats in the units of the reconstruction loss (fitted noise variance)."""
+        return loss_units_per_nat(self.loss_, getattr(self, "noise_variance_", None))
 
     def _init_function(self, decoder, dtype, device):
         """``init(x, mask) -> z0`` of ``self.init``: each row from its own sample."""

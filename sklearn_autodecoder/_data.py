@@ -182,14 +182,22 @@ class RowData:
     def n_features(self):
         return self.X.shape[1]
 
-    def host_batch(self, rows):
-        """Rows ``rows`` (a slice or sorted indices) as CPU tensors ``(x, mask)``."""
-        np_dtype = torch.empty((), dtype=self.dtype).numpy().dtype
+    def host_array(self, rows, dtype=None):
+        """Rows ``rows`` (a slice or sorted indices) as a scaled NumPy copy, NaN kept.
+
+        In ``dtype``, by default the NumPy twin of the computation dtype.
+        """
+        dtype = torch.empty((), dtype=self.dtype).numpy().dtype if dtype is None else np.dtype(dtype)
         if self.rows is not None:
             rows = self.rows[rows]
-        x = np.array(self.X[rows], dtype=np_dtype)  # a batch-sized copy, writable
+        x = np.array(self.X[rows], dtype=dtype)  # a batch-sized copy, writable
         if self.scale is not None:
-            x *= np_dtype.type(self.scale)
+            x *= dtype.type(self.scale)
+        return x
+
+    def host_batch(self, rows):
+        """Rows ``rows`` (a slice or sorted indices) as CPU tensors ``(x, mask)``."""
+        x = self.host_array(rows)
         mask = None
         if self.has_nan:
             observed = ~np.isnan(x)

@@ -214,7 +214,7 @@ class _ChunkProblem:
         gn = torch.einsum("knf,nf,lnf->nkl", jac, weight, jac)[:n]
         if self.penalty is None:
             return data, data.abs(), grad, gn
-        prior, prior_grad, prior_hess = (t[:n] for t in _penalty_terms(self.penalty, z))
+        prior, prior_grad, prior_hess = (t[:n] for t in penalty_terms(self.penalty, z))
         return data + prior, data.abs() + prior.abs(), grad + prior_grad, gn + prior_hess
 
 
@@ -241,11 +241,6 @@ def data_gauss_newton(decoder, x, z, *, loss, mask=None):
         problem = _ChunkProblem(decoder, x, mask, loss, None)
         data, _, _, gn = problem.linearise(z, torch.arange(len(z), device=z.device))
     return data, gn
-
-
-def penalty_terms(penalty, z):
-    """Value, gradient and positive semi-definite Hessian of ``penalty`` per row."""
-    return _penalty_terms(penalty, z)
 
 
 def _split_input_linear(module):
@@ -293,7 +288,7 @@ def _penalty_and_grad(penalty, z):
     return value.detach(), grad
 
 
-def _penalty_terms(penalty, z):
+def penalty_terms(penalty, z):
     """Value, gradient and positive semi-definite Hessian of ``penalty`` per row."""
     value, grad = _penalty_and_grad(penalty, z)
     hess = vmap(hessian(lambda zi: penalty(zi[None])[0]))(z)

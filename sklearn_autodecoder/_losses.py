@@ -194,6 +194,28 @@ def output_and_loss(decoder, loss):
     return (decoder, "probability") if logits is None else (logits, "logit")
 
 
+def loss_units_per_nat(loss, noise_variance=None):
+    """Factor that turns a negative log-likelihood in nats into ``loss``'s units.
+
+    BCE is a Bernoulli negative log-likelihood (1); squared error is
+    ``2 sigma^2`` times a Gaussian's, sigma^2 its noise variance. A prior's
+    nats times this factor weigh against the reconstruction loss as the
+    likelihood would, whatever the data's scale.
+
+    Parameters
+    ----------
+    loss : {"mse", "bce"}
+    noise_variance : float or torch.Tensor, default=None
+        Required for "mse".
+
+    Returns
+    -------
+    factor : float or torch.Tensor
+    """
+    _check_loss(loss)
+    return 2.0 * noise_variance if loss == "mse" else 1.0
+
+
 def link_losses(f, x, link):
     """Element-wise loss of the output ``f`` (see :func:`output_and_loss`)."""
     if link == "identity":

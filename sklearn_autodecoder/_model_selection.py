@@ -27,6 +27,7 @@ import numpy as np
 import torch
 
 from ._inference import data_gauss_newton, infer_latents, penalty_terms
+from ._losses import loss_units_per_nat
 
 # Levenberg-Marquardt steps from the estimator's own projection to the MAP
 # latent under the noise model and the prior (one suffices for a linear
@@ -94,9 +95,8 @@ def laplace_log_likelihood(decoder, x, mask, z0, *, loss, neg_log_prior, noise_v
     -------
     log_likelihood : torch.Tensor of float64, shape (n,)
     """
-    # The MAP objective, in the units of the reconstruction loss: squared
-    # error is 2 sigma^2 times the Gaussian's negative log-likelihood.
-    scale = 2.0 * noise_variance if loss == "mse" else 1.0
+    # The MAP objective, in the units of the reconstruction loss.
+    scale = loss_units_per_nat(loss, noise_variance)
     z = infer_latents(
         decoder,
         x,

@@ -25,7 +25,7 @@ from skorch.utils import Ansi, TeeGenerator
 from . import _distributed as distributed
 from ._data import slices
 from ._devices import autocast
-from ._losses import decoded_losses
+from ._losses import decoded_losses, loss_units_per_nat
 from ._priors import prior_loss
 
 # Adam's learning rate for a latent prior's parameters (the DGD code's).
@@ -215,15 +215,14 @@ class RepresentationNet(NeuralNet):
     def _prior_weight(self, data, x, mask):
         """The prior's nats in the units of the batch's reconstruction loss.
 
-        1 for BCE (a negative log-likelihood); for squared error ``2 sigma^2``,
-        with the noise variance sigma^2 estimated by the batch's mean squared
-        residual (no gradient): the Gaussian likelihood's scale, so that the
-        balance of prior and data does not depend on the data's scale.
+        For squared error the noise variance is the batch's mean squared
+        residual (no gradient).
         """
         if self.loss != "mse":
-            return 1.0
+            return loss_units_per_nat(self.loss)
         n_observed = x.numel() if mask is None else mask.sum()
-        return 2.0 * (data.detach() / n_observed).clamp_min(torch.finfo(data.dtype).tiny)
+        variance = (data.detach() / n_observed).clamp_min(torch.finfo(data.dtype).tiny)
+        return loss_units_per_nat(self.loss, variance)
 
     def train_step(self, batch, **fit_params):
         # skorch passes its closure to every optimiser's step(), which with

@@ -6,7 +6,6 @@ import joblib
 import numpy as np
 import pytest
 import torch
-from scipy.linalg import subspace_angles
 from sklearn.base import clone
 from sklearn.datasets import load_digits
 from sklearn.decomposition import PCA

@@ -20,7 +20,6 @@ from sklearn_autodecoder._inference import (
     nearest_latents,
     pairwise_losses,
 )
-from sklearn_autodecoder._load import LowLoadWarning
 from sklearn_autodecoder._losses import sample_losses
 from sklearn_autodecoder.presets import ConvDecoderSpec
 

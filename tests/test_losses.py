@@ -196,3 +196,15 @@ def test_link_derivatives_match_autograd(link):
         torch.testing.assert_close(weight, 1 / (p * (1 - p)))
     else:
         torch.testing.assert_close(weight, second)
+
+
+def test_loss_units_per_nat():
+    from sklearn_autodecoder._losses import loss_units_per_nat
+
+    assert loss_units_per_nat("bce") == 1.0
+    # Squared error is 2 sigma^2 times the Gaussian's negative log-likelihood.
+    sigma2, r = 0.3, torch.tensor([0.5, -1.0])
+    nll = 0.5 * (r**2).sum() / sigma2  # up to the constant
+    torch.testing.assert_close(loss_units_per_nat("mse", sigma2) * nll, (r**2).sum())
+    with pytest.raises(ValueError):
+        loss_units_per_nat("l1")

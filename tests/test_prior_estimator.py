@@ -133,7 +133,7 @@ def test_conv_decoders_start_from_pca_with_a_prior_only(monkeypatch):
     assert cad.prior_.mean_radius != 2.0  # fitted to the start, not the DGD ball
 
 
-def test_score_samples_adds_the_prior_to_the_reconstruction(model, digits):
+def test_score_samples_with_the_prior_is_lower_far_from_the_data(model, digits):
     X, _ = digits
     scores = model.score_samples(X[1400:1500])
     assert scores.shape == (100,) and np.isfinite(scores).all()
