@@ -1,12 +1,15 @@
 """Sphinx configuration of the sklearn-autodecoder documentation.
 
 Build with ``make -C docs html`` (or ``sphinx-build -W -b html docs docs/_build/html``).
-The build needs no network: there is no intersphinx, and the gallery examples
-run on data scikit-learn ships (``MNIST10K`` switches them to MNIST files).
+The build needs no network and the site reads nothing from the network: there
+is no intersphinx, the gallery examples run on data scikit-learn ships
+(``MNIST10K`` switches them to MNIST files), and MathJax is served from the
+site itself (sphinx-mathjax-offline), not from a CDN.
 """
 
 import importlib
 import inspect
+import linecache
 import os
 import pkgutil
 import re
@@ -36,6 +39,10 @@ extensions = [
     "numpydoc",
     "sphinx_gallery.gen_gallery",
     "myst_parser",
+    "sphinx_design",
+    # Copies MathJax into _static/mathjax and points mathjax_path at it, so
+    # formulas render offline. (The module's name has hyphens.)
+    "sphinx-mathjax-offline",
 ]
 
 source_suffix = {".rst": "restructuredtext", ".md": "markdown"}
@@ -50,8 +57,11 @@ exclude_patterns = ["_build", "Thumbs.db", ".DS_Store", "auto_examples/*.ipynb",
 autosummary_generate = True
 autodoc_default_options = {"member-order": "groupwise"}
 autodoc_typehints = "none"
-# numpydoc renders the sections; methods are listed by the autosummary class
-# template (as scikit-learn does), not by numpydoc's member tables.
+# The page's table of contents lists methods as "fit()", not "AutoDecoder.fit()".
+toc_object_entries_show_parents = "hide"
+# numpydoc renders the sections; the methods summary table comes from the
+# autosummary class template, _templates/class.rst (as in scikit-learn), not
+# from numpydoc's member tables.
 numpydoc_show_class_members = False
 numpydoc_class_members_toctree = False
 numpydoc_attributes_as_param_list = True
@@ -89,6 +99,7 @@ html_theme_options = {
     "navigation_with_keys": False,
     # Gallery pages give the code the width of the in-page table of contents.
     "secondary_sidebar_items": {
+        "index": [],
         "*": ["page-toc"],
         "generated/*": ["page-toc"],
         "auto_examples/*": [],
@@ -101,6 +112,30 @@ html_show_sourcelink = False
 
 # Examples run headless.
 os.environ.setdefault("MPLBACKEND", "Agg")
+
+
+# Warnings that an example prints show up on its page: name the file by its
+# path inside its package ("sklearn_autodecoder/_inference.py"), not by where
+# the build machine keeps it.
+def _short_path(filename):
+    path = os.path.abspath(filename)
+    roots = [os.path.abspath(entry) for entry in sys.path if entry and os.path.isdir(entry)]
+    roots = [root for root in roots if path.startswith(root + os.sep)]
+    if not roots:
+        return os.path.basename(path)
+    return os.path.relpath(path, max(roots, key=len))
+
+
+_formatwarning = warnings.formatwarning
+
+
+def _format_warning_short_path(message, category, filename, lineno, line=None):
+    if line is None:
+        line = linecache.getline(filename, lineno)
+    return _formatwarning(message, category, _short_path(filename), lineno, line)
+
+
+warnings.formatwarning = _format_warning_short_path
 warnings.filterwarnings("ignore", message="Matplotlib is currently using agg",
                         category=UserWarning)
 warnings.filterwarnings("ignore", message="FigureCanvasAgg is non-interactive",

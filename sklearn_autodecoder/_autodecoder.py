@@ -608,8 +608,9 @@ class BaseAutoDecoder(BaseRepresentationEstimator):
         """Infer the latent vector of each sample with the decoder frozen.
 
         Each sample's latent minimises its reconstruction loss over its
-        observed (non-NaN) entries, by Adam from a deterministic start; the
-        rows are independent of each other.
+        observed (non-NaN) entries, by ``inference_method`` (L-BFGS by
+        default) from a deterministic start (``init``); the rows are
+        independent of each other.
 
         Parameters
         ----------
