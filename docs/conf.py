@@ -99,7 +99,6 @@ html_theme_options = {
     "navigation_with_keys": False,
     # Gallery pages give the code the width of the in-page table of contents.
     "secondary_sidebar_items": {
-        "index": [],
         "*": ["page-toc"],
         "generated/*": ["page-toc"],
         "auto_examples/*": [],

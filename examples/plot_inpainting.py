@@ -32,9 +32,10 @@ trained on complete digits.
 # Data
 # ----
 # scikit-learn's 8x8 digits, scaled to [0, 1]. Set the ``MNIST10K``
-# environment variable to a folder with the MNIST 10k IDX files to run the
-# example on 28x28 MNIST digits instead (much slower: about a quarter of an
-# hour on two CPU cores).
+# environment variable to a folder of 10,000 MNIST digits in IDX files (see
+# :ref:`where MNIST comes from <mnist-data>`) to run the example on 28x28
+# MNIST digits instead (much slower: about a quarter of an hour on two CPU
+# cores).
 import os
 import time
 

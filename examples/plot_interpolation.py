@@ -24,8 +24,9 @@ Three things to check as a reader:
 # %%
 # Data and model
 # --------------
-# scikit-learn's 8x8 digits (set ``MNIST10K`` to a folder with the MNIST 10k
-# IDX files to use 28x28 MNIST digits instead).
+# scikit-learn's 8x8 digits (set ``MNIST10K`` to a folder of 10,000 MNIST
+# digits in IDX files, see :ref:`where MNIST comes from <mnist-data>`, to use
+# 28x28 MNIST digits instead).
 import os
 
 import numpy as np

@@ -18,10 +18,11 @@ read every layer with :func:`~sklearn_autodecoder.analysis.layer_activations`
 and compare the two curves. An auto-decoder has no encoder: its first layer
 is the latent vector that inference finds for each stimulus.
 
-The data are scikit-learn's 8x8 digits. To use the 28x28 MNIST subset
-instead, set the environment variable ``MNIST10K`` to the folder holding
-``mnist10k-images-idx3-ubyte.gz`` and ``mnist10k-labels-idx1-ubyte.gz``
-(slower).
+The data are scikit-learn's 8x8 digits. To use 28x28 MNIST digits
+instead, set the environment variable ``MNIST10K`` to a folder holding
+10,000 of them as ``mnist10k-images-idx3-ubyte.gz`` and
+``mnist10k-labels-idx1-ubyte.gz`` (slower; see
+:ref:`where MNIST comes from <mnist-data>`).
 """
 
 # %%
