@@ -86,6 +86,8 @@ sphinx_gallery_conf = {
     "show_memory": False,
     "plot_gallery": "True",
     "abort_on_example_error": True,
+    # The execution-time pages load DataTables from a CDN; the site stays offline.
+    "write_computation_times": False,
 }
 
 # -- HTML --------------------------------------------------------------------
