@@ -21,7 +21,7 @@ from sklearn.utils.metaestimators import available_if
 
 from . import _distributed as distributed
 from ._amortized import encode, fit_encoder
-from ._architectures import ConvDecoderMixin, MLPDecoderMixin
+from ._architectures import ConvDecoderMixin, MLPDecoderMixin, check_module_widths
 from ._base import (
     COMMON_SETTINGS,
     BaseRepresentationEstimator,
@@ -209,9 +209,8 @@ class BaseAutoDecoder(BaseRepresentationEstimator):
             latents = np.empty((len(data), n_components))
             for rows in slices(len(data), max(PCA_SUBSAMPLE_VALUES // n_features, 1)):
                 latents[rows] = pca_project(data.host_array(rows, np.float64), weight, bias)
-        # PCA is the optimum of a dense linear decoder under MSE only.
-        dense = getattr(self, "connectivity", None) is None  # conv estimators have none
-        if linear_layer(decoder) is not None and likelihood.pca_is_optimum and dense:
+        # PCA is the optimum of the package's dense linear decoder under MSE only.
+        if likelihood.pca_is_optimum and self._decoder_is_pca_linear() and linear_layer(decoder) is not None:
             set_linear_decoder(decoder, weight, bias)
         return torch.as_tensor(latents, dtype=torch.float32)
 
@@ -478,6 +477,7 @@ class BaseAutoDecoder(BaseRepresentationEstimator):
         """
         with seeded_cpu_rng(generator):
             encoder = self._build_encoder(data.n_features, self.settings_)
+        check_module_widths(encoder, data.n_features, self.n_components_, "encoder")
         self.encoder_loss_curve_ = fit_encoder(
             encoder,
             data,
@@ -667,6 +667,27 @@ class AutoDecoder(MLPDecoderMixin, BaseAutoDecoder):
         regulator-gene graph of
         :func:`~sklearn_autodecoder.datasets.make_regulatory_data`). Needs
         ``hidden_layer_sizes=()``. None gives dense layers.
+
+    decoder : torch.nn.Module, default=None
+        Your own decoder in place of the MLP: any module mapping latents of
+        shape (n, n_components) to samples of shape (n, n_features). fit
+        checks its output shape on a dummy batch, then trains a deep copy of
+        it (``decoder_``); the module passed is never changed. With
+        ``loss="bce"``, end it with an ``nn.Sigmoid`` (the loss then works
+        from its logits). ``hidden_layer_sizes`` and ``activation`` then
+        shape only an encoder the estimator builds. :meth:`save` stores it
+        when its class can be imported by name (import that module before
+        :func:`~sklearn_autodecoder.load`). None builds the MLP.
+
+    encoder : torch.nn.Module, default=None
+        Your own encoder in place of the MLP mirror of the decoder (the
+        autoencoders' representation; the auto-decoders' amortised start of
+        ``init="encoder"``): any module mapping samples of shape
+        (n, n_features), missing entries set to 0, to latents of shape
+        (n, n_components). fit checks its output shape on a dummy batch,
+        then trains a deep copy of it (``encoder_``); the module passed is
+        never changed. Stored by :meth:`save` as ``decoder`` is. None builds
+        the MLP.
 
     loss : {"mse", "bce"} or Likelihood, default="mse"
         Reconstruction loss, summed over a sample's observed features. "bce"
@@ -968,6 +989,8 @@ class AutoDecoder(MLPDecoderMixin, BaseAutoDecoder):
         hidden_layer_sizes=(64,),
         activation="relu",
         connectivity=None,
+        decoder=None,
+        encoder=None,
         loss="mse",
         optimizer="adam",
         learning_rate=1e-3,
@@ -1005,6 +1028,8 @@ class AutoDecoder(MLPDecoderMixin, BaseAutoDecoder):
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
         self.connectivity = connectivity
+        self.decoder = decoder
+        self.encoder = encoder
         self.loss = loss
         self.optimizer = optimizer
         self.learning_rate = learning_rate

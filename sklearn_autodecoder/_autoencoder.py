@@ -11,7 +11,7 @@ from functools import partial
 
 import torch
 
-from ._architectures import ConvDecoderMixin, MLPDecoderMixin
+from ._architectures import ConvDecoderMixin, MLPDecoderMixin, check_module_widths
 from ._base import COMMON_SETTINGS, BaseRepresentationEstimator, make_weight_optimizer, nullable
 from ._data import map_rows, output_dtype
 from ._inference import frozen
@@ -34,6 +34,7 @@ class BaseAutoEncoder(BaseRepresentationEstimator):
             encoder = self.encoder_.float().to(data.device)
         else:
             encoder = self._build_encoder(data.n_features, settings).to(data.device)
+            check_module_widths(encoder, data.n_features, settings["n_components"], "encoder")
         optimizer = partial(
             make_weight_optimizer,
             name=settings["optimizer"],
@@ -116,6 +117,27 @@ class AutoEncoder(MLPDecoderMixin, BaseAutoEncoder):
         feature ``j`` only where ``connectivity[k, j]`` is 1. Needs
         ``hidden_layer_sizes=()``; the encoder stays dense. None gives dense
         layers.
+
+    decoder : torch.nn.Module, default=None
+        Your own decoder in place of the MLP: any module mapping latents of
+        shape (n, n_components) to samples of shape (n, n_features). fit
+        checks its output shape on a dummy batch, then trains a deep copy of
+        it (``decoder_``); the module passed is never changed. With
+        ``loss="bce"``, end it with an ``nn.Sigmoid`` (the loss then works
+        from its logits). ``hidden_layer_sizes`` and ``activation`` then
+        shape only an encoder the estimator builds. :meth:`save` stores it
+        when its class can be imported by name (import that module before
+        :func:`~sklearn_autodecoder.load`). None builds the MLP.
+
+    encoder : torch.nn.Module, default=None
+        Your own encoder in place of the MLP mirror of the decoder (the
+        autoencoders' representation; the auto-decoders' amortised start of
+        ``init="encoder"``): any module mapping samples of shape
+        (n, n_features), missing entries set to 0, to latents of shape
+        (n, n_components). fit checks its output shape on a dummy batch,
+        then trains a deep copy of it (``encoder_``); the module passed is
+        never changed. Stored by :meth:`save` as ``decoder`` is. None builds
+        the MLP.
 
     loss : {"mse", "bce"} or Likelihood, default="mse"
         Reconstruction loss, summed over a sample's observed features. "bce"
@@ -295,6 +317,8 @@ class AutoEncoder(MLPDecoderMixin, BaseAutoEncoder):
         hidden_layer_sizes=(64,),
         activation="relu",
         connectivity=None,
+        decoder=None,
+        encoder=None,
         loss="mse",
         optimizer="adam",
         learning_rate=1e-3,
@@ -318,6 +342,8 @@ class AutoEncoder(MLPDecoderMixin, BaseAutoEncoder):
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
         self.connectivity = connectivity
+        self.decoder = decoder
+        self.encoder = encoder
         self.loss = loss
         self.optimizer = optimizer
         self.learning_rate = learning_rate

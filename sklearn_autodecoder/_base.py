@@ -27,6 +27,7 @@ from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, Transfo
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_array, check_random_state
 
+from ._architectures import check_module_widths
 from ._compat import Interval, StrOptions, _fit_context, check_is_fitted
 from ._data import RowData, check_rows, map_rows, output_dtype, slices, validate_rows
 from . import _distributed as distributed
@@ -154,6 +155,10 @@ class BaseRepresentationEstimator(
     def _build_encoder(self, n_features, settings):
         """A torch module mapping (n, n_features) to (n, n_components)."""
         raise NotImplementedError
+
+    def _decoder_is_pca_linear(self):
+        """Whether PCA solves the decoder when it is linear (sets it in the PCA start)."""
+        return False
 
     # ---- representation hooks (see ._autodecoder, ._autoencoder) ---------------
 
@@ -289,6 +294,7 @@ class BaseRepresentationEstimator(
                 decoder = self.decoder_.float().to(data.device)
             else:
                 decoder = self._build_decoder(data.n_features, settings).to(data.device)
+                check_module_widths(decoder, settings["n_components"], data.n_features, "decoder")
             decoder = prefer_channels_last(decoder, data.device)
             # Multiply-adds of a training batch's forward pass: what the default
             # thread count (n_jobs=None) scales with.
