@@ -172,3 +172,28 @@ def test_squared_error_weighs_the_prior_by_the_noise_variance(digits):
         errors[prior] = np.mean((ad.inverse_transform(ad.transform(X[1400:1600])) - X[1400:1600]) ** 2)
     assert errors["gmm"] < 1.25 * errors["none"], errors
     assert ad.loss_ == "mse" and ad.noise_variance_ > 0
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+@pytest.mark.filterwarnings("ignore::sklearn_autodecoder.LowLoadWarning")
+def test_conv_squared_error_with_the_mixture_fits(monkeypatch):
+    # Conv decoder (with a linear head) + squared error + mixture prior: the
+    # PCA start applies, but a conv decoder's linear layer is not the whole
+    # decoder, so PCA must not be written into it (the estimator once asked
+    # for the MLP's connectivity here and raised AttributeError).
+    import sklearn_autodecoder._autodecoder as autodecoder
+    from sklearn_autodecoder.presets import ConvDecoderSpec
+
+    def refuse(*args):
+        raise AssertionError("PCA written into a conv decoder")
+
+    monkeypatch.setattr(autodecoder, "set_linear_decoder", refuse)
+    rng = np.random.RandomState(0)
+    cad = ConvAutoDecoder(preset="mnist", loss="mse", latent_prior="gmm", n_prior_components=2, max_iter=1,
+                          batch_size=16, **CPU).fit(rng.rand(16, 784))
+    assert cad.prior_weights_.shape == (2,)
+    spec = ConvDecoderSpec(image_shape=(1, 4, 4), n_components=3, linear_head=(2, 2, 2), layers=((1, 4, 2, 1),),
+                           defaults=dict(loss="mse", max_iter=2, batch_size=16))
+    X = rng.rand(40, 16)
+    cad = ConvAutoDecoder(spec, latent_prior="gmm", n_prior_components=3, **CPU).fit(X)
+    assert cad.predict(X).shape == (40,)
