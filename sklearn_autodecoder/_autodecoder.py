@@ -39,9 +39,11 @@ from ._model_selection import gaussian_neg_log_prior, laplace_log_likelihood
 from ._pca_init import linear_layer, pca_project, pca_start, set_linear_decoder
 from ._priors import (
     COVARIANCE_TYPES,
-    GaussianMixturePrior,
+    LATENT_PRIORS,
     best_prior_starts,
-    prior_penalty,
+    make_latent_prior,
+    prior_is_generative,
+    prior_wants_data_start,
 )
 from ._sparse_optim import make_latent_optimizer
 from .nn import LatentTable
@@ -62,12 +64,6 @@ NEAREST_MAX_VALUES = 2**25
 # PCA_SUBSAMPLE_VALUES above it (16 MiB: out-of-core data stays small in memory).
 PCA_START_MAX_VALUES = 2**24
 PCA_SUBSAMPLE_VALUES = 2**21
-# Dirichlet concentration on the mixture weights (bulkDGD's): discourages
-# components that lose all their samples. Counted with every sample (the DGD
-# weighting), it holds the weights near uniform; a flat one (1) let them drift
-# and clustered MNIST worse even when the mixture starts from EM (test ARI
-# 0.527 against 0.559, seed 0, latent learning rate 0.1, batch size 128).
-PRIOR_WEIGHT_CONCENTRATION = 5.0
 # With verbose >= 1, inference reports its progress when it has run this many
 # seconds, then at most once per interval (short calls stay silent).
 PROGRESS_INTERVAL = 5.0
@@ -145,7 +141,7 @@ class BaseAutoDecoder(BaseRepresentationEstimator):
         "init": [StrOptions(set(INIT_STRATEGIES))],
         "encoder_max_iter": [at_least_one()],
         "inference_batch_size": [at_least_one()],
-        "latent_prior": [StrOptions({"none", "gmm"})],
+        "latent_prior": [StrOptions(set(LATENT_PRIORS))],
         "n_prior_components": [at_least_one()],
         "prior_covariance_type": [StrOptions(set(COVARIANCE_TYPES))],
     }
@@ -187,7 +183,8 @@ class BaseAutoDecoder(BaseRepresentationEstimator):
         ``torch.distributed`` each rank sees only its shard (the ranks' PCA
         bases would differ).
         """
-        return (not self._random_latent_start or self.latent_prior == "gmm") and not distributed.is_active()
+        data_start = not self._random_latent_start or prior_wants_data_start(self.latent_prior)
+        return data_start and not distributed.is_active()
 
     def _pca_start(self, decoder, data, n_components, likelihood):
         """Whitened PCA latents of the training rows; a linear decoder starts at PCA itself.
@@ -295,33 +292,24 @@ class BaseAutoDecoder(BaseRepresentationEstimator):
         means start uniformly in the softball, as in the DGD code.
         """
         start = self.__dict__.pop("_prior_start", None)  # set by _make_representation
-        if self.latent_prior == "none":
-            return None
-        prior = GaussianMixturePrior(
-            settings["n_components"],
-            self.n_prior_components,
-            covariance_type=self.prior_covariance_type,
-            weight_concentration=PRIOR_WEIGHT_CONCENTRATION,
-            generator=generator,
-        )
-        if start is not None and len(start) >= self.n_prior_components:
-            prior.init_from(start, generator=generator)
+        prior = make_latent_prior(self.latent_prior, settings["n_components"], self.get_params(deep=False), generator)
+        if prior is not None and start is not None:
+            prior.start_from(start, generator=generator)
         return prior
 
     def _store_prior(self, prior):
-        """``prior_`` and its parameters in scikit-learn's GaussianMixture shapes."""
-        for name in ("prior_", "prior_weights_", "prior_means_", "prior_covariances_"):
-            self.__dict__.pop(name, None)
+        """``prior_`` and its fitted attributes (the mixture's in scikit-learn's shapes)."""
+        for name in [name for name in vars(self) if name.startswith("prior_") and name.endswith("_")]:
+            del self.__dict__[name]  # from a previous fit
         if prior is None:
             return
         self.prior_ = prior.eval()
-        self.prior_weights_ = prior.weights.cpu().numpy().astype(np.float64)
-        self.prior_means_ = prior.means.cpu().numpy().astype(np.float64)
-        self.prior_covariances_ = prior.covariances.cpu().numpy().astype(np.float64)
+        for name, value in prior.fitted_attributes().items():
+            setattr(self, name, value)
 
     def _has_prior(self):
-        """Whether the prior's methods exist: ``latent_prior="gmm"``."""
-        return self.latent_prior == "gmm"
+        """Whether the prior's methods exist: a generative ``latent_prior`` ("gmm")."""
+        return prior_is_generative(self.latent_prior)
 
     def _check_prior(self, method):
         check_is_fitted(self)
@@ -445,8 +433,7 @@ class BaseAutoDecoder(BaseRepresentationEstimator):
     def _neg_log_prior(self, dtype, device):
         """``-log p(z)``: the mixture prior, else a Gaussian fitted to the training latents."""
         if getattr(self, "prior_", None) is not None:
-            prior = self._prior_for(dtype)
-            return lambda z: prior_penalty(prior, z)
+            return self._prior_for(dtype).neg_log_density
         return gaussian_neg_log_prior(torch.as_tensor(self.embedding_, dtype=dtype, device=device))
 
     def _fit_noise_variance(self, data, latents):
@@ -542,18 +529,18 @@ class BaseAutoDecoder(BaseRepresentationEstimator):
             max_iter=self.inference_max_iter,
             learning_rate=self.inference_learning_rate * self.latent_scale_,
             tol=self.inference_tol,
-            latent_l2=self.settings_["latent_l2"],
             penalty=self._prior_penalty(X_t.dtype),
             batch_size=self.inference_batch_size,
             device=device,
         )
 
     def _prior_penalty(self, dtype):
-        """``-log p(z)`` under the fitted mixture prior, in the loss's units (or None)."""
-        if getattr(self, "prior_", None) is None:
+        """Inference's prior term ``z -> (n,)`` in the loss's units: ``latent_l2`` and ``prior_`` (or None)."""
+        prior = self.__dict__.get("prior_")
+        prior = self._latent_prior(self.settings_, None if prior is None else self._prior_for(dtype))
+        if prior is None:
             return None
-        prior, weight = self._prior_for(dtype), self._prior_weight()
-        return lambda z: weight * prior_penalty(prior, z)
+        return partial(prior.penalty, units=self._prior_weight() if prior.needs_units else None)
 
     def _prior_weight(self):
         """The prior's nats in the units of the reconstruction loss (fitted noise variance)."""
@@ -563,14 +550,15 @@ class BaseAutoDecoder(BaseRepresentationEstimator):
         """``init(x, mask) -> z0`` of ``self.init``: each row from its own sample."""
         latents = torch.as_tensor(self.embedding_, dtype=dtype, device=device)
         likelihood = self._module_for(self._likelihood(), dtype)
-        if getattr(self, "prior_", None) is not None and self.init in ("zeros", "mean"):
+        prior = self.__dict__.get("prior_")
+        prior = None if prior is None else self._prior_for(dtype)
+        if prior is not None and prior.start_candidates() is not None and self.init in ("zeros", "mean"):
             # With a mixture prior, start at the component mean or training
             # latent (the rows of init="nearest") with the lowest objective,
             # reconstruction plus prior: more often in the right cluster than
             # the best mean (benchmarks/bench_prior.py, seed 0: test ARI 0.617
             # against 0.594 from the means alone; predict 4.5 s against 2.4 s).
-            prior = self._prior_for(dtype)
-            candidates = torch.cat([prior.loc.detach().to(device), latents[self._nearest_rows(len(latents))]])
+            candidates = torch.cat([prior.start_candidates().to(device), latents[self._nearest_rows(len(latents))]])
             references = decode_in_chunks(decoder, candidates, self.inference_batch_size, device).to(dtype)
 
             def best_start(x, m):

@@ -43,6 +43,7 @@ from ._devices import (
 )
 from ._inference import frozen
 from ._persistence import SaveMixin
+from ._priors import GaussianPrior, combine_priors
 from ._load import LowLoadWarning, decoder_load, n_free_parameters
 from ._likelihoods import LIKELIHOODS, Likelihood, get_likelihood, wrap_keeping_logits
 from ._losses import decoded_losses
@@ -175,6 +176,11 @@ class BaseRepresentationEstimator(
     def _make_prior(self, settings, generator):
         """A trainable prior module on the latents, or None (the default)."""
         return None
+
+    def _latent_prior(self, settings, prior):
+        """The latents' whole prior: ``latent_l2``'s Gaussian (if positive) and ``prior``, or None."""
+        strength = settings.get("latent_l2", 0.0)
+        return combine_priors(GaussianPrior(strength) if strength else None, prior)
 
     def _store_representation(self, module, data, train, valid, generator, prior):
         """Keep what ``transform`` needs of the fitted representation (and prior)."""
@@ -313,7 +319,7 @@ class BaseRepresentationEstimator(
             model = RepresentationModel(
                 distributed.wrap(self._compiled(module), data.device),
                 wrap_keeping_logits(decoder, lambda m: distributed.wrap(self._compiled(m), data.device)),
-                None if prior is None else prior.to(data.device),
+                self._latent_prior(settings, None if prior is None else prior.to(data.device)),
                 likelihood.to(data.device),
             )
             net = self._make_net(model, optimizer, held_out, settings, data, generator)
@@ -410,7 +416,6 @@ class BaseRepresentationEstimator(
         verbose = int(self.verbose) if distributed.rank() == 0 else 0  # one log, rank 0's
         return RepresentationNet(
             model,
-            latent_l2=settings.get("latent_l2", 0.0),
             weight_optimizer=partial(
                 make_weight_optimizer,
                 name=settings["optimizer"],

@@ -53,6 +53,7 @@ from torch.func import hessian, jvp, vmap
 
 from ._likelihoods import get_likelihood
 from ._losses import masked_sum
+from ._priors import GaussianPrior
 from .nn import MaskedLinear
 
 METHODS = ("lbfgs", "lm", "adam")
@@ -114,11 +115,6 @@ def frozen(module):
         for p, flag in zip(module.parameters(), flags):
             p.requires_grad_(flag)
         module.train(was_training)
-
-
-def l2_penalty(strength):
-    """``penalty(z) = strength * ||z||^2`` per row (a Gaussian prior's -log p, up to scale)."""
-    return lambda z: strength * z.pow(2).sum(dim=1)
 
 
 class _ChunkProblem:
@@ -608,7 +604,8 @@ def infer_latents(
         log-likelihood). "lm" also needs it to work under ``torch.func``
         transforms (plain tensor operations do).
     latent_l2 : float, default=0.0
-        Shorthand for ``penalty=l2_penalty(latent_l2)``.
+        Shorthand for ``penalty=GaussianPrior(latent_l2).penalty`` (see
+        :mod:`._priors`).
     batch_size : int, default=256
         Samples per chunk: bounds device memory.
     device : torch.device or str, default="cpu"
@@ -628,7 +625,7 @@ def infer_latents(
     if latent_l2:
         if penalty is not None:
             raise ValueError("Pass either penalty or latent_l2, not both.")
-        penalty = l2_penalty(latent_l2)
+        penalty = GaussianPrior(latent_l2).penalty
     solve = _SOLVERS[method]
     if torch.is_tensor(init):
         starts = iter(torch.split(init, batch_size))

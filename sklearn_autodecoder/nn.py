@@ -161,7 +161,7 @@ class RepresentationModel(nn.Module):
 
     ``forward(index, x)`` returns ``(z, x_hat)``: the latents of the batch and
     their reconstructions, so the training loop can add a prior on ``z``.
-    ``prior`` (a module with trainable parameters, e.g. a Gaussian mixture
+    ``prior`` (a latent prior, see :mod:`._priors`, e.g. a Gaussian mixture
     on the latents) trains with them when given, and so do the parameters
     of ``likelihood`` (see :mod:`._likelihoods`).
     """

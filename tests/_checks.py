@@ -88,3 +88,34 @@ def expected_width_failures(*fixed_width_classes):
         return {}
 
     return expected
+
+
+def string_comparisons(tree, names):
+    """(line, name) of every comparison (``==``, ``in``, ...) with one of ``names`` as a string literal."""
+    import ast
+
+    found = []
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.Compare):
+            continue
+        for operand in [node.left, *node.comparators]:
+            literals = operand.elts if isinstance(operand, (ast.Tuple, ast.List, ast.Set)) else [operand]
+            found += [(node.lineno, lit.value) for lit in literals
+                      if isinstance(lit, ast.Constant) and lit.value in names]
+    return found
+
+
+def comparisons_outside(room, names):
+    """``file:line`` of the package's comparisons with ``names`` outside the module ``room``."""
+    import ast
+    import pathlib
+
+    import sklearn_autodecoder
+
+    package = pathlib.Path(sklearn_autodecoder.__file__).parent
+    return [
+        f"{path.name}:{line} compares with {name!r}"
+        for path in sorted(package.rglob("*.py"))
+        if path.name != room
+        for line, name in string_comparisons(ast.parse(path.read_text()), names)
+    ]

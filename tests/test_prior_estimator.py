@@ -197,3 +197,12 @@ def test_conv_squared_error_with_the_mixture_fits(monkeypatch):
     X = rng.rand(40, 16)
     cad = ConvAutoDecoder(spec, latent_prior="gmm", n_prior_components=3, **CPU).fit(X)
     assert cad.predict(X).shape == (40,)
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+def test_latent_l2_and_the_mixture_together(digits):
+    # Both priors in training and in inference (inference once refused the pair).
+    X = digits[0][:100]
+    ad = AutoDecoder(n_components=4, latent_prior="gmm", n_prior_components=3, latent_l2=0.1, max_iter=2,
+                     **CPU).fit(X)
+    assert ad.transform(X[:5]).shape == (5, 4) and ad.predict(X[:5]).shape == (5,)

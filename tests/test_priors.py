@@ -361,3 +361,45 @@ def test_pickles_and_moves_to_float64():
     double = copy.double()
     assert double.log_prob(z.double()).dtype == torch.float64
     assert double.sample(3, generator=0)[0].dtype == torch.float64
+
+
+# ---- the latent-prior protocol ----------------------------------------------------------
+
+
+def test_no_module_outside_the_prior_room_compares_prior_names():
+    from _checks import comparisons_outside
+
+    from sklearn_autodecoder._priors import LATENT_PRIORS
+
+    offenders = comparisons_outside("_priors.py", set(LATENT_PRIORS))
+    assert not offenders, "latent_prior names compared outside _priors.py: " + "; ".join(offenders)
+
+
+def test_gaussian_prior_is_the_l2_penalty_and_a_normalised_density():
+    from sklearn_autodecoder._priors import GaussianPrior
+
+    z = torch.randn(5, 3, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    prior = GaussianPrior(0.7)
+    torch.testing.assert_close(prior.penalty(z), 0.7 * (z**2).sum(1), rtol=0, atol=0)
+    assert prior.training_loss(z) == 0.7 * z.pow(2).sum()
+    # N(0, I / (2 strength)) in nats.
+    normal = torch.distributions.Normal(torch.zeros(3, dtype=torch.float64), (1 / 1.4) ** 0.5)
+    torch.testing.assert_close(prior.neg_log_density(z), -normal.log_prob(z).sum(1))
+    with pytest.raises(ValueError, match="strength"):
+        GaussianPrior(0.0)
+
+
+def test_mixture_speaks_the_protocol():
+    from sklearn_autodecoder._priors import combine_priors, GaussianPrior
+
+    prior = GaussianMixturePrior(2, 3, generator=0).double()
+    z = torch.randn(4, 2, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    torch.testing.assert_close(prior.neg_log_density(z), -prior.log_prob(z), rtol=0, atol=0)
+    torch.testing.assert_close(prior.penalty(z, 2.0), 2.0 * prior_penalty(prior, z), rtol=0, atol=0)
+    torch.testing.assert_close(prior.training_loss(z, 2.0), 2.0 * prior_loss(prior, z), rtol=0, atol=0)
+    assert torch.equal(prior.start_candidates(), prior.loc.detach())
+    assert set(prior.fitted_attributes()) == {"prior_weights_", "prior_means_", "prior_covariances_"}
+    both = combine_priors(GaussianPrior(0.5), prior)
+    torch.testing.assert_close(both.penalty(z, 2.0), 0.5 * (z**2).sum(1) + 2.0 * prior_penalty(prior, z))
+    assert combine_priors(None, prior) is prior and combine_priors(None) is None
+    assert {id(p) for p in both.parameters()} == {id(p) for p in prior.parameters()}
