@@ -3,72 +3,51 @@
 :class:`BaseAutoDecoder` gives the representation hooks of
 :class:`._base.BaseRepresentationEstimator`: a latent table trained jointly
 with the decoder by a row-sparse optimiser, and latent inference (with the
-decoder frozen) for held-out and new samples, from a deterministic start
-(``init``). :class:`AutoDecoder` and :class:`ConvAutoDecoder` add the
-architecture and their parameters.
+decoder frozen) for held-out and new samples. Its concepts have rooms of
+their own, joined here as mixins: where latents start (:mod:`._starts`),
+the latent prior's estimator API (:mod:`._prior_api`) and the Laplace
+likelihood (:mod:`._laplace`). :class:`AutoDecoder` and
+:class:`ConvAutoDecoder` add the architecture and their parameters.
 """
 
 import time
 import warnings
 from functools import partial
-from numbers import Integral, Real
+from numbers import Real
 
 import numpy as np
 import torch
 from sklearn.exceptions import ConvergenceWarning
-from sklearn.utils import check_random_state
-from sklearn.utils.metaestimators import available_if
 
 from . import _distributed as distributed
-from ._amortized import encode, fit_encoder
+from ._amortized import fit_encoder
 from ._architectures import ConvDecoderMixin, MLPDecoderMixin, check_module_widths
 from ._base import (
     COMMON_SETTINGS,
     BaseRepresentationEstimator,
+    Representation,
     at_least_one,
     nullable,
     positive,
     seeded_cpu_rng,
 )
-from ._compat import Interval, StrOptions, check_is_fitted
-from ._data import map_rows, output_dtype, slices
+from ._compat import Interval, StrOptions
+from ._data import map_rows, output_dtype
 from ._devices import autocast
-from ._inference import METHODS, decode_in_chunks, frozen, infer_latents, nearest_latents
-from ._losses import sample_losses
-from ._model_selection import gaussian_neg_log_prior, laplace_log_likelihood
-from ._pca_init import linear_layer, pca_project, pca_start, set_linear_decoder
-from ._priors import (
-    COVARIANCE_TYPES,
-    LATENT_PRIORS,
-    best_prior_starts,
-    make_latent_prior,
-    prior_is_generative,
-    prior_wants_data_start,
-)
+from ._inference import METHODS, decode_in_chunks, infer_latents
+from ._laplace import LaplaceMixin
+from ._prior_api import PriorMixin
+from ._priors import COVARIANCE_TYPES, LATENT_PRIORS
 from ._sparse_optim import make_latent_optimizer
+from ._starts import INIT_STRATEGIES, LatentStartsMixin
 from .nn import LatentTable
 
-# Training latents start as N(0, LATENT_INIT_STD^2): small, so that the decoder
-# starts near its mean output, but not zero, so that samples differ at once.
-LATENT_INIT_STD = 0.01
 # Inference steps per epoch on the held-out latents when early stopping; they
 # restart from the previous epoch's values, so a few steps track the decoder.
 VALID_STEPS_PER_EPOCH = 10
-INIT_STRATEGIES = ("zeros", "mean", "nearest", "encoder")
-# init="nearest" compares a sample with at most this many decoded training
-# values (rows x features; 128 MiB in float32), on evenly spaced rows.
-NEAREST_MAX_VALUES = 2**25
-
-# The PCA start's SVD runs on the whole training set up to this many values
-# (rows x features; 128 MiB in float64), on evenly spaced rows holding
-# PCA_SUBSAMPLE_VALUES above it (16 MiB: out-of-core data stays small in memory).
-PCA_START_MAX_VALUES = 2**24
-PCA_SUBSAMPLE_VALUES = 2**21
 # With verbose >= 1, inference reports its progress when it has run this many
 # seconds, then at most once per interval (short calls stay silent).
 PROGRESS_INTERVAL = 5.0
-# Floor of the estimated noise variance (a perfect fit must not give -inf).
-MIN_NOISE_VARIANCE = 1e-12
 
 LATENT_SETTINGS = (
     "latent_optimizer",
@@ -121,7 +100,7 @@ class _InferenceProgress:
         )
 
 
-class BaseAutoDecoder(BaseRepresentationEstimator):
+class BaseAutoDecoder(LatentStartsMixin, PriorMixin, LaplaceMixin, BaseRepresentationEstimator):
     """Base class for auto-decoders; not for direct use.
 
     The representation is a table of free latent vectors, one per training
@@ -151,17 +130,11 @@ class BaseAutoDecoder(BaseRepresentationEstimator):
     # ---- training: the latent table --------------------------------------------
 
     def _make_representation(self, decoder, data, settings, warm, generator, n_held_out):
-        """A latent table with a row-sparse optimiser, and held-out inference."""
-        if warm:
-            # Project the data on the current manifold: a start as good as the
-            # decoder, whether or not X is the previous fit's data.
-            init = torch.as_tensor(self._encode(data, decoder), dtype=torch.float32)
-        elif self._pca_start_applies(data):
-            init = self._pca_start(decoder, data, settings["n_components"], settings["loss"])
-        else:
-            init = LATENT_INIT_STD * torch.randn(len(data), settings["n_components"], generator=generator)
-        # A data-driven start for the latent prior to fit (see _make_prior).
-        self._prior_start = init if warm or self._pca_start_applies(data) else None
+        """A latent table with a row-sparse optimiser, held-out inference, and its start.
+
+        A data-driven start is returned as the prior's start (see ``_make_prior``).
+        """
+        init, data_driven = self._training_start(decoder, data, settings, warm, generator)
         table = LatentTable(len(data), settings["n_components"], init=init).to(data.device)
         optimizer = partial(
             make_latent_optimizer,
@@ -172,44 +145,7 @@ class BaseAutoDecoder(BaseRepresentationEstimator):
         held_out = None
         if n_held_out:
             held_out = self._held_out_inference(decoder, table, settings, n_held_out, data.device)
-        return table, optimizer, held_out
-
-    def _pca_start_applies(self, data):
-        """PCA starts for MLP decoders, and for conv decoders with a mixture prior.
-
-        The conv presets keep the published small random start, except with a
-        mixture prior, which needs a data-driven start to cluster (from the
-        DGD ball start it does not; see :mod:`._priors`). Under
-        ``torch.distributed`` each rank sees only its shard (the ranks' PCA
-        bases would differ).
-        """
-        data_start = not self._random_latent_start or prior_wants_data_start(self.latent_prior)
-        return data_start and not distributed.is_active()
-
-    def _pca_start(self, decoder, data, n_components, likelihood):
-        """Whitened PCA latents of the training rows; a linear decoder starts at PCA itself.
-
-        A linear decoder then begins at the least-squares optimum that
-        training would otherwise approach over many epochs, and a nonlinear
-        one from the best linear coordinates (as GLO does). The SVD sees at
-        most PCA_START_MAX_VALUES values; on larger data it runs on evenly
-        spaced rows (PCA_SUBSAMPLE_VALUES values), and every row then gets its
-        projection on their basis, batch by batch.
-        """
-        n_features = data.n_features
-        if len(data) * n_features <= PCA_START_MAX_VALUES:
-            latents, weight, bias = pca_start(data.host_array(slice(None), np.float64), n_components)
-        else:
-            n_fit = min(max(PCA_SUBSAMPLE_VALUES // n_features, n_components + 1), len(data))
-            subset = np.unique(np.linspace(0, len(data) - 1, n_fit).round().astype(np.int64))
-            _, weight, bias = pca_start(data.host_array(subset, np.float64), n_components)
-            latents = np.empty((len(data), n_components))
-            for rows in slices(len(data), max(PCA_SUBSAMPLE_VALUES // n_features, 1)):
-                latents[rows] = pca_project(data.host_array(rows, np.float64), weight, bias)
-        # PCA is the optimum of the package's dense linear decoder under MSE only.
-        if likelihood.pca_is_optimum and self._decoder_is_pca_linear() and linear_layer(decoder) is not None:
-            set_linear_decoder(decoder, weight, bias)
-        return torch.as_tensor(latents, dtype=torch.float32)
+        return Representation(table, optimizer, held_out, init if data_driven else None)
 
     def _held_out_inference(self, decoder, table, settings, n_held_out, device):
         """``held_out(index, x, mask)``: held-out latents, tracked across epochs.
@@ -218,10 +154,7 @@ class BaseAutoDecoder(BaseRepresentationEstimator):
         with the decoder frozen.
         """
         reference = table.weight.detach()
-        if self.init == "zeros":
-            state = torch.zeros(n_held_out, settings["n_components"], device=device)
-        else:  # "nearest" and "encoder" have nothing to start from yet: the mean
-            state = reference.mean(dim=0, keepdim=True).expand(n_held_out, -1).clone()
+        state = self._held_out_start(reference, n_held_out)
 
         def held_out(index, x, mask):
             z = infer_latents(
@@ -243,8 +176,8 @@ class BaseAutoDecoder(BaseRepresentationEstimator):
 
         return held_out
 
-    def _store_representation(self, module, data, train, valid, generator, prior):
-        """Training latents, the inference aids, then the held-out rows' latents.
+    def _finish_fit(self, module, data, train, valid, generator, prior):
+        """Store the training latents, fit the inference aids, infer the held-out rows.
 
         Held-out rows are inferred against the final decoder (the best one
         when early stopping restored it), like any new sample. Under
@@ -257,15 +190,20 @@ class BaseAutoDecoder(BaseRepresentationEstimator):
         self.embedding_ = latents
         self.latent_scale_ = _rms(latents)
         self.__dict__.pop("noise_variance_", None)
-        if self._likelihood().fits_noise_variance:  # score_samples, the prior's weight
-            self.noise_variance_ = self._fit_noise_variance(data.take(train), latents)
+        # The noise model's variance, if the likelihood has one (the Gaussian's):
+        # score_samples and the prior's weight use it.
+        variance = self._likelihood().fit_noise_variance(
+            self.decoder_, data.take(train), latents, self.inference_batch_size
+        )
+        if variance is not None:
+            self.noise_variance_ = variance
         for name in ("_references_", "encoder_", "encoder_loss_curve_"):
             self.__dict__.pop(name, None)  # from a previous fit with another init
         if self.init == "encoder":
             self._fit_encoder(data.take(train), generator)
         if valid is not None:
             with autocast(self.precision, self.device_):
-                inferred = self._encode(data.take(valid), self._decoder_for(data.dtype))
+                inferred = self._latents_of(data.take(valid), self._decoder_for(data.dtype))
             valid, inferred = distributed.all_gather_rows(valid, torch.from_numpy(inferred))
             embedding = np.empty((len(train) + len(valid), self.n_components_), dtype=dtype)
             embedding[train] = latents
@@ -276,184 +214,6 @@ class BaseAutoDecoder(BaseRepresentationEstimator):
             self._references_ = decode_in_chunks(
                 self.decoder_, latents[self._nearest_rows(len(latents))], self.inference_batch_size, self.device_
             ).cpu()
-
-    # ---- the latent prior ----------------------------------------------------------
-
-    def _make_prior(self, settings, generator):
-        """A Gaussian mixture on the latents for ``latent_prior="gmm"``, else None.
-
-        When the training latents have a data-driven start (whitened PCA
-        scores, or a warm start's projections), the mixture is fitted to
-        that start by EM and its hyper-priors centred on it
-        (:meth:`~._priors.GaussianMixturePrior.init_from`): training then
-        begins at the Gaussian mixture of the PCA scores, a good clustering
-        already, and refines it jointly with the decoder (as DEC and VaDE
-        start from a fitted mixture). Otherwise (small random latents) the
-        means start uniformly in the softball, as in the DGD code.
-        """
-        start = self.__dict__.pop("_prior_start", None)  # set by _make_representation
-        prior = make_latent_prior(self.latent_prior, settings["n_components"], self.get_params(deep=False), generator)
-        if prior is not None and start is not None:
-            prior.start_from(start, generator=generator)
-        return prior
-
-    def _store_prior(self, prior):
-        """``prior_`` and its fitted attributes (the mixture's in scikit-learn's shapes)."""
-        for name in [name for name in vars(self) if name.startswith("prior_") and name.endswith("_")]:
-            del self.__dict__[name]  # from a previous fit
-        if prior is None:
-            return
-        self.prior_ = prior.eval()
-        for name, value in prior.fitted_attributes().items():
-            setattr(self, name, value)
-
-    def _has_prior(self):
-        """Whether the prior's methods exist: a generative ``latent_prior`` ("gmm")."""
-        return prior_is_generative(self.latent_prior)
-
-    def _check_prior(self, method):
-        check_is_fitted(self)
-        if getattr(self, "prior_", None) is None:
-            raise AttributeError(
-                f"{method} needs a fitted latent prior: refit with latent_prior='gmm'."
-            )
-
-    def _prior_for(self, dtype):
-        return self._module_for(self.prior_, dtype)
-
-    @available_if(_has_prior)
-    def predict_proba(self, X):
-        """Posterior probability of each mixture component for each sample.
-
-        The samples' latents are inferred with :meth:`transform`; the
-        probabilities are the prior's responsibilities at those latents.
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-
-        Returns
-        -------
-        proba : ndarray of shape (n_samples, n_prior_components)
-        """
-        self._check_prior("predict_proba")
-        Z = self.transform(X)
-        prior = self._prior_for(torch.float64)
-        with torch.no_grad():
-            return prior.responsibilities(torch.as_tensor(Z, dtype=torch.float64)).numpy()
-
-    @available_if(_has_prior)
-    def predict(self, X):
-        """Most likely mixture component of each sample (a clustering).
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-
-        Returns
-        -------
-        labels : ndarray of shape (n_samples,)
-        """
-        return self.predict_proba(X).argmax(axis=1)
-
-    @available_if(_has_prior)
-    def sample(self, n_samples=1, random_state=None):
-        """Draw samples from the fitted generative model.
-
-        Latents are drawn from the mixture prior and decoded.
-
-        Parameters
-        ----------
-        n_samples : int, default=1
-        random_state : int, RandomState instance or None, default=None
-            Seeds the draw (a local generator; global RNG untouched).
-
-        Returns
-        -------
-        X : ndarray of shape (n_samples, ``n_features_in_``)
-            Decoded samples, in the data's space (pixels in [0, 1] for the
-            image estimators, probabilities for ``loss="bce"``).
-        y : ndarray of shape (n_samples,)
-            Component of each sample.
-        """
-        self._check_prior("sample")
-        if not isinstance(n_samples, Integral) or n_samples < 1:
-            raise ValueError(f"n_samples must be a positive integer, got {n_samples!r}.")
-        seed = int(check_random_state(random_state).randint(np.iinfo(np.int32).max))
-        z, y = self.prior_.sample(int(n_samples), generator=torch.Generator().manual_seed(seed))
-        X = self.inverse_transform(z.detach().cpu().numpy().astype(np.float32))
-        return X, y.cpu().numpy()
-
-    def score_samples(self, X):
-        """Log-likelihood of each sample, its latent integrated out (Laplace).
-
-        ``log p(x) = log integral p(x | z) p(z) dz`` over the sample's
-        observed entries, by Laplace's method around the most likely latent
-        ``z*`` (reached from the :meth:`transform` latent by a few
-        Levenberg-Marquardt steps): ``log p(x | z*) + log p(z*) +
-        m/2 log(2 pi) - 1/2 log det H``, with ``H`` the Gauss-Newton Hessian
-        of the negative log-posterior. ``p(x | z)`` is Bernoulli for
-        ``loss="bce"`` and Gaussian with variance ``noise_variance_`` for
-        ``loss="mse"``; ``p(z)`` is the mixture prior with
-        ``latent_prior="gmm"``, else a Gaussian fitted to the training
-        latents. For a linear decoder under MSE this is probabilistic PCA's
-        log-likelihood. Unlike :meth:`score`, its mean on held-out data does
-        not keep rising with ``n_components``: use it to choose the latent
-        size without labels (:func:`~sklearn_autodecoder.log_likelihood_scorer`).
-        Each Levenberg-Marquardt step costs about ``n_components`` decoder
-        passes per sample (forward-mode Jacobian): with large latents it is
-        much slower than :meth:`transform`.
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-
-        Returns
-        -------
-        log_likelihood : ndarray of shape (n_samples,)
-        """
-        check_is_fitted(self)
-        data = self._rows(X, reset=False)
-        decoder = self._decoder_for(data.dtype)
-        with self._threads(), autocast(self.precision, self.device_):
-            Z = self._encode(data, decoder)
-        neg_log_prior = self._neg_log_prior(data.dtype, data.device)
-        variance = getattr(self, "noise_variance_", None)
-        likelihood = self._module_for(self._likelihood(), data.dtype)
-        out = np.empty(len(data), dtype=np.float64)
-        with self._threads(), frozen(decoder):
-            for rows, x, mask in data.batches(slices(len(data), self.inference_batch_size)):
-                z = torch.as_tensor(Z[rows], dtype=data.dtype, device=data.device)
-                out[rows] = laplace_log_likelihood(
-                    decoder, x, mask, z, loss=likelihood,
-                    neg_log_prior=neg_log_prior, noise_variance=variance,
-                ).cpu().numpy()
-        return out
-
-    def _neg_log_prior(self, dtype, device):
-        """``-log p(z)``: the mixture prior, else a Gaussian fitted to the training latents."""
-        if getattr(self, "prior_", None) is not None:
-            return self._prior_for(dtype).neg_log_density
-        return gaussian_neg_log_prior(torch.as_tensor(self.embedding_, dtype=dtype, device=device))
-
-    def _fit_noise_variance(self, data, latents):
-        """Variance of the Gaussian noise of MSE, as probabilistic PCA estimates it.
-
-        The residual sum of squares of the training rows ``data`` at their
-        fitted ``latents``, over the observed entries, divided by their
-        number less the latents' degrees of freedom (``n_components`` per
-        sample).
-        """
-        decoder, likelihood = self.decoder_, self._likelihood()
-        total, count = 0.0, 0
-        Z = torch.as_tensor(latents, dtype=torch.float32)
-        with torch.no_grad(), frozen(decoder):
-            for rows, x, mask in data.batches(slices(len(data), self.inference_batch_size)):
-                z = Z[rows].to(data.device)
-                total += float(sample_losses(decoder(z).float(), x, likelihood, mask).sum())
-                count += x.numel() if mask is None else int(mask.sum())
-        dof = max(count - Z.numel(), 1)
-        return max(total / dof, MIN_NOISE_VARIANCE)
 
     def _fit_encoder(self, data, generator):
         """Train the amortised encoder of init="encoder" on the training rows.
@@ -479,7 +239,7 @@ class BaseAutoDecoder(BaseRepresentationEstimator):
 
     # ---- inference ----------------------------------------------------------------
 
-    def _encode(self, data, decoder):
+    def _latents_of(self, data, decoder):
         """Inferred latents of ``data``, chunk by chunk (the transform hook)."""
         init = self._init_function(decoder, data.dtype, data.device)
         likelihood = self._module_for(self._likelihood(), data.dtype)
@@ -533,65 +293,6 @@ class BaseAutoDecoder(BaseRepresentationEstimator):
             batch_size=self.inference_batch_size,
             device=device,
         )
-
-    def _prior_penalty(self, dtype):
-        """Inference's prior term ``z -> (n,)`` in the loss's units: ``latent_l2`` and ``prior_`` (or None)."""
-        prior = self.__dict__.get("prior_")
-        prior = self._latent_prior(self.settings_, None if prior is None else self._prior_for(dtype))
-        if prior is None:
-            return None
-        return partial(prior.penalty, units=self._prior_weight() if prior.needs_units else None)
-
-    def _prior_weight(self):
-        """The prior's nats in the units of the reconstruction loss (fitted noise variance)."""
-        return self._likelihood().units_per_nat(getattr(self, "noise_variance_", None))
-
-    def _init_function(self, decoder, dtype, device):
-        """``init(x, mask) -> z0`` of ``self.init``: each row from its own sample."""
-        latents = torch.as_tensor(self.embedding_, dtype=dtype, device=device)
-        likelihood = self._module_for(self._likelihood(), dtype)
-        prior = self.__dict__.get("prior_")
-        prior = None if prior is None else self._prior_for(dtype)
-        if prior is not None and prior.start_candidates() is not None and self.init in ("zeros", "mean"):
-            # With a mixture prior, start at the component mean or training
-            # latent (the rows of init="nearest") with the lowest objective,
-            # reconstruction plus prior: more often in the right cluster than
-            # the best mean (benchmarks/bench_prior.py, seed 0: test ARI 0.617
-            # against 0.594 from the means alone; predict 4.5 s against 2.4 s).
-            candidates = torch.cat([prior.start_candidates().to(device), latents[self._nearest_rows(len(latents))]])
-            references = decode_in_chunks(decoder, candidates, self.inference_batch_size, device).to(dtype)
-
-            def best_start(x, m):
-                _, z0 = best_prior_starts(
-                    x, m, prior, candidates, references, loss=likelihood, prior_weight=self._prior_weight()
-                )
-                return z0[:, 0].clone()
-
-            return best_start
-        if self.init == "mean":
-            mean = latents.mean(dim=0, keepdim=True)
-            return lambda x, m: mean.expand(len(x), -1).clone()
-        if self.init == "nearest":
-            rows = self._nearest_rows(len(latents))
-            references = getattr(self, "_references_", None)
-            if references is None or len(references) != len(rows):  # init set after fit
-                references = decode_in_chunks(decoder, latents[rows], self.inference_batch_size, device)
-            references = torch.as_tensor(references, dtype=dtype, device=device)
-            return lambda x, m: nearest_latents(x, m, references, latents[rows], likelihood)
-        if self.init == "encoder":
-            if getattr(self, "encoder_", None) is None:
-                raise ValueError(
-                    "init='encoder' needs the encoder trained at the end of fit; "
-                    "refit with init='encoder'."
-                )
-            encoder = self._module_for(self.encoder_, dtype)
-            return lambda x, m: encode(encoder, x, m)
-        return lambda x, m: torch.zeros(len(x), latents.shape[1], dtype=dtype, device=x.device)
-
-    def _nearest_rows(self, n_train):
-        """Training rows that init="nearest" compares with (evenly spaced)."""
-        n_rows = min(n_train, max(1, NEAREST_MAX_VALUES // self.n_features_in_))
-        return torch.linspace(0, n_train - 1, n_rows).round().long()
 
     def _transform_batch_size(self):
         return self.inference_batch_size

@@ -12,7 +12,7 @@ from functools import partial
 import torch
 
 from ._architectures import ConvDecoderMixin, MLPDecoderMixin, check_module_widths
-from ._base import COMMON_SETTINGS, BaseRepresentationEstimator, make_weight_optimizer, nullable
+from ._base import COMMON_SETTINGS, BaseRepresentationEstimator, Representation, make_weight_optimizer, nullable
 from ._data import map_rows, output_dtype
 from ._inference import frozen
 from ._load import decoder_load, encoder_load, n_free_parameters
@@ -41,19 +41,19 @@ class BaseAutoEncoder(BaseRepresentationEstimator):
             lr=settings["learning_rate"],
             weight_decay=settings["weight_decay"],
         )
-        return EncoderRepresentation(encoder), optimizer, None
+        return Representation(EncoderRepresentation(encoder), optimizer)
 
-    def _store_representation(self, module, data, train, valid, generator, prior):
+    def _finish_fit(self, module, data, train, valid, generator, prior):
         self.encoder_ = module.encoder.eval()
 
-    def _loads(self, decoder, representation, settings, data):
+    def _load_ratios(self, decoder, representation, settings, data):
         m, n_train = settings["n_components"], len(data)
         return {
             "decoder_load_": decoder_load(n_train, self._n_observed(data) / n_train, m, decoder),
             "encoder_load_": encoder_load(n_train, m, n_free_parameters(representation)),
         }
 
-    def _encode(self, data, decoder):
+    def _latents_of(self, data, decoder):
         """The encoder's output, batch by batch (missing entries reach it as zeros)."""
         encoder = self._module_for(self.encoder_, data.dtype)
         with torch.no_grad(), frozen(encoder):

@@ -67,6 +67,9 @@ mean by; the Gaussian and Bernoulli ignore it)
 ``check_rows(X, scale=None)``
     Checks X's values (chunk by chunk, never copying) and returns whether
     X has missing entries; see :func:`~._data.check_rows`.
+``fit_noise_variance(decoder, data, latents, batch_size)``
+    A noise parameter fitted after training (the Gaussian's variance,
+    ``noise_variance_``), or None.
 
 Adding a likelihood: one subclass here and one line in :data:`LIKELIHOODS`.
 """
@@ -79,8 +82,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ._data import check_rows
+from ._data import check_rows, slices
 
+# Floor of a fitted noise variance (a perfect fit must not give -inf).
+MIN_NOISE_VARIANCE = 1e-12
 # F.binary_cross_entropy clamps its logs at -100; the pairwise form does too,
 # so that both rank candidates alike.
 _LOG_FLOOR = -100.0
@@ -92,6 +97,15 @@ _RESHAPES = (nn.Flatten, nn.Unflatten, nn.Identity)
 # decoder -> its logit view (or None): built once per decoder object, since
 # building an nn.Sequential costs about as much as a small decoder's forward.
 _LOGIT_VIEWS = weakref.WeakKeyDictionary()
+
+
+def masked_sum(elements, mask=None):
+    """Sum each row of ``elements`` over its observed (``mask`` True) entries."""
+    if mask is not None:
+        # torch.where (not a product) so that a NaN/inf in a hidden entry's
+        # loss cannot leak into the sum or its gradient.
+        elements = torch.where(mask, elements, torch.zeros((), dtype=elements.dtype, device=elements.device))
+    return elements.sum(dim=1)
 
 
 class Likelihood(nn.Module):
@@ -161,6 +175,10 @@ class Likelihood(nn.Module):
     def check_rows(self, X, scale=None):
         return check_rows(X, scale=scale)
 
+    def fit_noise_variance(self, decoder, data, latents, batch_size):
+        """The fitted noise variance of the training rows, or None (no such parameter)."""
+        return None
+
 
 class GaussianLikelihood(Likelihood):
     """Gaussian noise: the squared error ``(f - x)^2`` (``loss="mse"``).
@@ -199,6 +217,30 @@ class GaussianLikelihood(Likelihood):
     def log_normaliser(self, x, mask, noise_variance=None):
         n_observed = (torch.ones_like(x) if mask is None else mask).sum(dim=1).double()
         return 0.5 * n_observed * math.log(2 * math.pi * noise_variance)
+
+    @torch.no_grad()
+    def fit_noise_variance(self, decoder, data, latents, batch_size):
+        """The noise variance as probabilistic PCA estimates it.
+
+        The residual sum of squares of the training rows ``data`` (a
+        :class:`~._data.RowData`) at their fitted ``latents``, over the
+        observed entries, divided by their number less the latents' degrees
+        of freedom (``n_components`` per sample); floored at
+        ``MIN_NOISE_VARIANCE``.
+        """
+        total, count = 0.0, 0
+        Z = torch.as_tensor(latents, dtype=torch.float32)
+        was_training = decoder.training
+        decoder.eval()
+        try:
+            for rows, x, mask in data.batches(slices(len(data), batch_size)):
+                z = Z[rows].to(data.device)
+                total += float(masked_sum(self.elementwise(decoder(z).float(), x), mask).sum())
+                count += x.numel() if mask is None else int(mask.sum())
+        finally:
+            decoder.train(was_training)
+        dof = max(count - Z.numel(), 1)
+        return max(total / dof, MIN_NOISE_VARIANCE)
 
 
 class BernoulliLikelihood(Likelihood):

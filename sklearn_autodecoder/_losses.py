@@ -15,11 +15,10 @@ probabilities, a saturated output has an exactly zero gradient (a logit of
 itself still maps latents to probabilities.
 """
 
-import torch
-
 from ._likelihoods import (
     LIKELIHOODS,
     get_likelihood,
+    masked_sum,
     split_output_activation,
     wrap_keeping_logits,
 )
@@ -38,15 +37,6 @@ __all__ = [
 
 # The public names of ``loss=`` (the likelihood registry's keys).
 LOSSES = tuple(LIKELIHOODS)
-
-
-def masked_sum(elements, mask=None):
-    """Sum each row of ``elements`` over its observed (``mask`` True) entries."""
-    if mask is not None:
-        # torch.where (not a product) so that a NaN/inf in a hidden entry's
-        # loss cannot leak into the sum or its gradient.
-        elements = torch.where(mask, elements, torch.zeros((), dtype=elements.dtype, device=elements.device))
-    return elements.sum(dim=1)
 
 
 def sample_losses(x_hat, x, loss, mask=None):

@@ -11,7 +11,7 @@ from sklearn.utils.estimator_checks import check_methods_subset_invariance
 
 from sklearn_autodecoder import AutoDecoder, ConvAutoDecoder
 from sklearn_autodecoder._load import LowLoadWarning
-from sklearn_autodecoder._autodecoder import INIT_STRATEGIES
+from sklearn_autodecoder._starts import INIT_STRATEGIES
 from sklearn_autodecoder._inference import (
     METHODS,
     frozen,

@@ -70,9 +70,8 @@ def test_mixture_starts_as_em_on_the_pca_start(digits):
     X = digits[0][:300]
     Z, _, _ = pca_start(X, 4)
     ad = AutoDecoder(n_components=4, latent_prior="gmm", n_prior_components=3, **CPU)
-    ad._prior_start = torch.as_tensor(Z, dtype=torch.float32)
-    prior = ad._make_prior({"n_components": 4}, torch.Generator().manual_seed(0))
-    assert "_prior_start" not in ad.__dict__  # consumed, never kept on the estimator
+    prior = ad._make_prior({"n_components": 4}, torch.Generator().manual_seed(0), torch.as_tensor(Z, dtype=torch.float32))
+    assert "_prior_start" not in ad.__dict__  # handed over, never kept on the estimator
     gm = GaussianMixture(3, random_state=0, n_init=10, reg_covar=INIT_RIDGE * Z.var(axis=0).mean()).fit(Z)
     with torch.no_grad():
         log_p = prior.double().log_prob(torch.as_tensor(Z)).mean()
@@ -121,10 +120,10 @@ def test_image_samples_are_pixels():
 def test_conv_decoders_start_from_pca_with_a_prior_only(monkeypatch):
     # The conv presets keep their published small random start, but a
     # mixture prior needs the data-driven one to cluster.
-    import sklearn_autodecoder._autodecoder as autodecoder
+    import sklearn_autodecoder._starts as starts
 
     calls = []
-    monkeypatch.setattr(autodecoder, "pca_start", lambda X, m: calls.append(X.shape) or pca_start(X, m))
+    monkeypatch.setattr(starts, "pca_start", lambda X, m: calls.append(X.shape) or pca_start(X, m))
     X = np.random.RandomState(0).rand(60, 4)
     ConvAutoDecoder(TINY_SPEC, max_iter=2, **CPU).fit(X)
     assert calls == []
@@ -181,13 +180,13 @@ def test_conv_squared_error_with_the_mixture_fits(monkeypatch):
     # PCA start applies, but a conv decoder's linear layer is not the whole
     # decoder, so PCA must not be written into it (the estimator once asked
     # for the MLP's connectivity here and raised AttributeError).
-    import sklearn_autodecoder._autodecoder as autodecoder
+    import sklearn_autodecoder._starts as starts
     from sklearn_autodecoder.presets import ConvDecoderSpec
 
     def refuse(*args):
         raise AssertionError("PCA written into a conv decoder")
 
-    monkeypatch.setattr(autodecoder, "set_linear_decoder", refuse)
+    monkeypatch.setattr(starts, "set_linear_decoder", refuse)
     rng = np.random.RandomState(0)
     cad = ConvAutoDecoder(preset="mnist", loss="mse", latent_prior="gmm", n_prior_components=2, max_iter=1,
                           batch_size=16, **CPU).fit(rng.rand(16, 784))

@@ -13,7 +13,7 @@ from _user_modules import Encoder, TwoLayerDecoder
 from torch import nn
 
 import sklearn_autodecoder
-from sklearn_autodecoder import AutoDecoder, AutoEncoder, ModelFileError, load
+from sklearn_autodecoder import AutoDecoder, AutoEncoder, load
 
 FAST = dict(max_iter=3, device="cpu", random_state=0, n_jobs=1, inference_max_iter=10)
 
