@@ -41,12 +41,11 @@ from ._devices import (
     autocast,
     check_precision,
     compute_dtype,
-    is_available,
     prefer_channels_last,
     resolve_device,
 )
 from ._inference import frozen
-from ._persistence import SaveMixin
+from ._persistence import SaveMixin, runnable_device
 from ._priors import GaussianPrior, combine_priors
 from ._load import LowLoadWarning, decoder_load, n_free_parameters
 from ._likelihoods import LIKELIHOODS, Likelihood, get_likelihood, wrap_keeping_logits
@@ -572,13 +571,7 @@ class BaseRepresentationEstimator(
     def __setstate__(self, state):
         super().__setstate__(state)
         if "decoder_" in state:
-            if not is_available(self.device_):
-                warnings.warn(
-                    f"This model was fitted on {self.device_}, which is not available "
-                    "here; it now runs on the CPU.",
-                    UserWarning,
-                )
-                self.device_ = torch.device("cpu")
+            self.device_ = runnable_device(self.device_)
             for name in self._torch_attributes:
                 if getattr(self, name, None) is not None:
                     setattr(self, name, getattr(self, name).to(self.device_))

@@ -559,7 +559,6 @@ def infer_latents(
     latent_l2=0.0,
     batch_size=256,
     device="cpu",
-    callback=None,
 ):
     """Infer the latents of ``X`` under a frozen ``decoder``.
 
@@ -610,8 +609,6 @@ def infer_latents(
         Samples per chunk: bounds device memory.
     device : torch.device or str, default="cpu"
         Where the optimisation runs.
-    callback : callable, default=None
-        Called as ``callback(n_done, n_samples)`` after each chunk (progress).
 
     Returns
     -------
@@ -640,8 +637,6 @@ def infer_latents(
             latents.append(z)
             n_iter.append(steps)
             converged.append(done)
-            if callback is not None:
-                callback(sum(len(z) for z in latents), len(X))
     if not latents:  # no rows
         empty = torch.zeros(0, dtype=torch.long, device=device)
         return InferenceResult(X.new_zeros(0, 0).to(device), empty, empty.bool())

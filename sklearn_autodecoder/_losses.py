@@ -26,7 +26,6 @@ from ._likelihoods import (
 __all__ = [
     "LOSSES",
     "decode_and_losses",
-    "decode_logits",
     "decoded_losses",
     "masked_sum",
     "output_and_loss",
@@ -60,24 +59,6 @@ def sample_losses(x_hat, x, loss, mask=None):
     losses : torch.Tensor of shape (n_samples,)
     """
     return masked_sum(get_likelihood(loss).elementwise(x_hat, x), mask)
-
-
-def decode_logits(decoder, z):
-    """Pre-sigmoid outputs of ``decoder`` at ``z``.
-
-    Raises
-    ------
-    ValueError
-        If the decoder does not end with a Sigmoid (see
-        :func:`split_output_activation`).
-    """
-    logits = split_output_activation(decoder)
-    if logits is None:
-        raise ValueError(
-            f"{type(decoder).__name__} does not end with an nn.Sigmoid (optionally followed "
-            "by Flatten/Unflatten), so it has no logits."
-        )
-    return logits(z)
 
 
 def output_and_loss(decoder, loss):

@@ -376,6 +376,27 @@ def _find_class(module_name, qualname, imported_only=False):
     return owner
 
 
+def runnable_device(device, warned=None):
+    """``device`` if it is available here, else the CPU, with a warning.
+
+    The one device fallback of loaded models (:func:`load`, and unpickling
+    in ``BaseRepresentationEstimator.__setstate__``). ``warned``: a set of
+    devices already warned about, to warn once per device.
+    """
+    device = torch.device(device)
+    if is_available(device):
+        return device
+    if warned is None or device not in warned:
+        if warned is not None:
+            warned.add(device)
+        warnings.warn(
+            f"This model was fitted on {device}, which is not available here; it now runs on the CPU.",
+            UserWarning,
+            stacklevel=3,
+        )
+    return torch.device("cpu")
+
+
 def _module_device(module):
     tensor = next(iter(module.state_dict().values()), None)
     return torch.device("cpu") if tensor is None else tensor.device
@@ -573,19 +594,8 @@ class _Decoder:
         return self.tensors[key]
 
     def device(self, name):
-        """The device ``name``, or the CPU (with a warning) where it is not available."""
-        device = torch.device(name)
-        if is_available(device):
-            return device
-        if device not in self.warned:
-            self.warned.add(device)
-            warnings.warn(
-                f"This model was fitted on {device}, which is not available here; it now "
-                "runs on the CPU.",
-                UserWarning,
-                stacklevel=2,
-            )
-        return torch.device("cpu")
+        """The device ``name``, or the CPU (with one warning per device) where it is not available."""
+        return runnable_device(name, warned=self.warned)
 
     def estimator(self, node, path):
         classes = _estimator_classes()

@@ -804,52 +804,6 @@ def best_prior_starts(x, mask, prior, candidates, references, *, loss, n_starts=
     return indices, candidates[indices]
 
 
-@torch.no_grad()
-def best_component_starts(decoder, x, mask, prior, *, loss, n_starts=1, references=None):
-    """The component means that best explain each sample: inference starts.
-
-    Each component mean is decoded; a sample's score for component k is the
-    reconstruction loss of the decoded mean on the sample's observed
-    entries plus ``-log p(mu_k)`` under the mixture. The ``n_starts`` best
-    means per sample are returned (multiDGD's ``learn_new_representations``
-    start). Deterministic, and each row depends on its own sample only.
-
-    Parameters
-    ----------
-    decoder : callable
-        Maps (K, m) latents to (K, n_features) reconstructions (any trailing
-        shape is flattened); called once, without gradients. Put it in eval
-        mode first (e.g. with :func:`~._inference.frozen`).
-    x : torch.Tensor of shape (n_samples, n_features)
-        Samples; entries where ``mask`` is False are ignored.
-    mask : torch.Tensor of bool of the same shape, or None
-        True where an entry is observed.
-    prior : GaussianMixturePrior
-        In x's dtype and on its device.
-    loss : {"mse", "bce"}
-        Reconstruction loss.
-    n_starts : int, default=1
-        Starts per sample, at most K.
-    references : torch.Tensor of shape (K, n_features), default=None
-        Decoded means, when already computed (saves the decoder call per
-        chunk); None decodes them.
-
-    Returns
-    -------
-    components : torch.Tensor of int64, shape (n_samples, n_starts)
-        Component indices, best first.
-    z0 : torch.Tensor of shape (n_samples, n_starts, m)
-        The corresponding means.
-    """
-    K = prior.n_prior_components
-    if isinstance(n_starts, bool) or not isinstance(n_starts, int) or not 1 <= n_starts <= K:
-        raise ValueError(f"n_starts must be an integer in [1, n_prior_components={K}], got {n_starts!r}.")
-    means = prior.loc.detach()
-    if references is None:
-        references = decoder(means)
-    return best_prior_starts(x, mask, prior, means, references, loss=loss, n_starts=n_starts)
-
-
 # The public names of ``latent_prior=``: a trainable prior's class, or None
 # ("none": ``latent_l2`` alone). Adding a prior: one class and one line here.
 LATENT_PRIORS = {

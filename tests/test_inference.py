@@ -300,12 +300,6 @@ def test_saturated_bce_start_still_moves(method):
     assert float(z) < -3.0  # the optimum is at -infinity; it left the plateau
 
 
-def test_callback_reports_progress(decoder):
-    calls = []
-    infer_latents(decoder, _randn(20, 6), _zeros, loss="mse", max_iter=3, batch_size=7, callback=lambda *a: calls.append(a))
-    assert calls == [(7, 20), (14, 20), (20, 20)]
-
-
 def test_unknown_method(decoder):
     with pytest.raises(ValueError, match="Unknown inference method 'newton'"):
         infer_latents(decoder, _randn(2, 6), _zeros, loss="mse", method="newton")

@@ -7,11 +7,12 @@ from sklearn.datasets import load_wine
 from sklearn.decomposition import PCA, FactorAnalysis
 from sklearn.preprocessing import StandardScaler
 
+from _checks import ppca_log_likelihood
+
 from sklearn_autodecoder._pca_init import (
     n_parameters,
     pca_start,
     ppca,
-    ppca_log_likelihood,
     set_linear_decoder,
 )
 from sklearn_autodecoder.nn import MLPDecoder
