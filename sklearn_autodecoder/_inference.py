@@ -56,8 +56,6 @@ from ._losses import masked_sum
 from ._priors import GaussianPrior
 from .nn import MaskedLinear
 
-METHODS = ("lbfgs", "lm", "adam")
-
 # Decoder evaluations run on a multiple of this many rows (see _pad).
 _ROW_BLOCK = 16
 # Loss comparisons allow this many float epsilons of the loss's magnitude:
@@ -541,7 +539,12 @@ def _adam_chunk(problem, z0, *, max_iter, learning_rate, tol):
     return best, n_iter, converged
 
 
+# The values of ``inference_method=``: a solver is
+# ``solve(problem, z0, *, max_iter, learning_rate, tol) -> (z, n_iter, converged)``
+# on one chunk's ``_ChunkProblem``, every row on its own. Adding a method is one
+# function and one line here.
 _SOLVERS = {"lbfgs": _lbfgs_chunk, "lm": _lm_chunk, "adam": _adam_chunk}
+METHODS = tuple(_SOLVERS)
 
 
 def infer_latents(
