@@ -26,10 +26,6 @@ Class attributes
 ``output_activation``
     The last activation the package's MLP decoders get for it
     (``"identity"``, ``"logistic"``; see :class:`~.nn.MLPDecoder`).
-``fits_noise_variance``
-    Whether the estimator fits a noise variance after training (the
-    Gaussian's ``noise_variance_``), used by :meth:`units_per_nat` and
-    :meth:`log_normaliser`.
 ``pca_is_optimum``
     Whether PCA is the optimum of a dense linear decoder under this loss
     (then the PCA start sets a linear decoder to PCA itself).
@@ -109,17 +105,25 @@ def masked_sum(elements, mask=None):
 
 
 class Likelihood(nn.Module):
-    """Base class of the likelihoods (the noise model of ``loss=``); see the module doc.
+    """Base class of the likelihoods: the noise model that ``loss=`` names.
 
-    Subclasses set the class attributes and define the element-wise
-    methods; trainable parameters are ``nn.Parameter`` attributes.
-    Constructor arguments are stored under their own names (as scikit-learn
-    estimators do) so that :meth:`get_params` can rebuild the object.
+    Subclasses set the class attributes ``name``, ``output_activation`` and
+    ``pca_is_optimum`` and define the element-wise methods below (see
+    :mod:`sklearn_autodecoder._likelihoods` for the protocol). Trainable
+    parameters are ``nn.Parameter`` attributes: the estimators train them
+    with the decoder's weights and store them in ``likelihood_``.
+    Constructor arguments are stored under their own names, as in
+    scikit-learn estimators, so that :meth:`get_params` (and so
+    ``sklearn.base.clone`` and ``save``) can rebuild the object.
+
+    See Also
+    --------
+    GaussianLikelihood : Squared error, ``loss="mse"``.
+    BernoulliLikelihood : Binary cross-entropy, ``loss="bce"``.
     """
 
     name = None
     output_activation = "identity"
-    fits_noise_variance = False
     pca_is_optimum = False
 
     def get_params(self, deep=True):
@@ -146,37 +150,176 @@ class Likelihood(nn.Module):
         return ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
 
     def head(self, decoder):
+        """The module the loss is computed from, and what it outputs.
+
+        Parameters
+        ----------
+        decoder : torch.nn.Module
+
+        Returns
+        -------
+        forward : torch.nn.Module
+            ``decoder``, or a view of it (sharing its parameters) without
+            its output activation.
+        link : str
+            What ``forward`` outputs, in this class's terms (passed back to
+            :meth:`nll`, :meth:`derivatives` and :meth:`mean`).
+        """
         return decoder, "identity"
 
     def nll(self, f, x, link, offset=None):
+        """Element-wise loss of the output ``f`` (of :meth:`head`) against ``x``.
+
+        Parameters
+        ----------
+        f : torch.Tensor of shape (n_samples, n_features)
+        x : torch.Tensor of the same shape
+        link : str
+            What ``f`` is (see :meth:`head`).
+        offset : torch.Tensor of shape (n_samples, 1), default=None
+            Per-row scale of the mean (a count row's library size); None
+            for none.
+
+        Returns
+        -------
+        loss : torch.Tensor of x's shape
+        """
         raise NotImplementedError
 
     def derivatives(self, f, x, link, offset=None):
+        """First derivative of :meth:`nll` in ``f``, and its Gauss-Newton (Fisher) weight.
+
+        Parameters
+        ----------
+        f, x, link, offset
+            As for :meth:`nll`.
+
+        Returns
+        -------
+        slope, weight : torch.Tensor, each of f's shape
+        """
         raise NotImplementedError
 
     def mean(self, f, link, offset=None):
+        """The reconstruction (what the decoder returns) from the output ``f`` of :meth:`head`.
+
+        Parameters
+        ----------
+        f, link, offset
+            As for :meth:`nll`.
+
+        Returns
+        -------
+        x_hat : torch.Tensor of f's shape
+        """
         return f
 
     def elementwise(self, x_hat, x):
+        """Element-wise loss of reconstructions ``x_hat`` (the decoder's outputs) against ``x``.
+
+        Parameters
+        ----------
+        x_hat, x : torch.Tensor of shape (n_samples, n_features)
+
+        Returns
+        -------
+        loss : torch.Tensor of x's shape
+        """
         return self.nll(x_hat, x, "identity")
 
     def pairwise(self, x, mask, references):
+        """Loss of every sample against every reference reconstruction, in closed form.
+
+        Parameters
+        ----------
+        x : torch.Tensor of shape (n_samples, n_features)
+        mask : torch.Tensor of bool of x's shape, or None
+            True where an entry is observed; the others count nothing.
+        references : torch.Tensor of shape (n_references, n_features)
+
+        Returns
+        -------
+        losses : torch.Tensor of shape (n_samples, n_references)
+        """
         raise NotImplementedError
 
     def units_per_nat(self, noise_variance=None):
+        """The factor that turns nats (a prior's) into this loss's units.
+
+        Parameters
+        ----------
+        noise_variance : float or torch.Tensor, default=None
+            The fitted noise parameter, for a likelihood that has one.
+
+        Returns
+        -------
+        factor : float or torch.Tensor
+        """
         return 1.0
 
     def batch_units_per_nat(self, data, n_observed):
+        """:meth:`units_per_nat` in training, estimated from a batch.
+
+        Parameters
+        ----------
+        data : torch.Tensor, scalar
+            The batch's summed loss.
+        n_observed : int or torch.Tensor
+            Its observed entries.
+
+        Returns
+        -------
+        factor : float or torch.Tensor
+        """
         return self.units_per_nat()
 
     def log_normaliser(self, x, mask, noise_variance=None):
+        """Per-row nats the loss leaves out: ``-log p(x | f) = loss / units_per_nat + this``.
+
+        Parameters
+        ----------
+        x : torch.Tensor of shape (n_samples, n_features)
+        mask : torch.Tensor of bool of x's shape, or None
+        noise_variance : float, default=None
+
+        Returns
+        -------
+        nats : float or torch.Tensor of float64, shape (n_samples,)
+        """
         return 0.0
 
     def check_rows(self, X, scale=None):
+        """Check X's values for this likelihood, chunk by chunk; whether X has NaN.
+
+        Parameters
+        ----------
+        X : ndarray of shape (n_samples, n_features)
+        scale : float, default=None
+            Factor applied to the values before use (8-bit pixels: 1/255).
+
+        Returns
+        -------
+        has_nan : bool
+        """
         return check_rows(X, scale=scale)
 
     def fit_noise_variance(self, decoder, data, latents, batch_size):
-        """The fitted noise variance of the training rows, or None (no such parameter)."""
+        """The noise parameter fitted after training, or None (the default: none).
+
+        Parameters
+        ----------
+        decoder : torch.nn.Module
+            The fitted decoder.
+        data : RowData
+            The training rows.
+        latents : ndarray of shape (n_samples, n_components)
+            Their fitted latents.
+        batch_size : int
+
+        Returns
+        -------
+        noise_variance : float or None
+        """
         return None
 
 
@@ -186,10 +329,18 @@ class GaussianLikelihood(Likelihood):
     It is ``2 sigma^2`` times the Gaussian's negative log-likelihood (less
     its normaliser), sigma^2 the noise variance: fitted after training
     (``noise_variance_``), or a training batch's mean squared residual.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sklearn_autodecoder import AutoDecoder, GaussianLikelihood
+    >>> X = np.random.RandomState(0).rand(30, 4)
+    >>> ad = AutoDecoder(loss=GaussianLikelihood(), max_iter=2, random_state=0).fit(X)
+    >>> ad.loss_
+    'mse'
     """
 
     name = "mse"
-    fits_noise_variance = True
     pca_is_optimum = True
 
     def nll(self, f, x, link="identity", offset=None):
@@ -251,6 +402,14 @@ class BernoulliLikelihood(Likelihood):
     saturated output has an exactly zero gradient, and the logs clamp at
     -100. On a decoder without a trailing Sigmoid, the clamped probability
     form.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from sklearn_autodecoder import BernoulliLikelihood
+    >>> bce = BernoulliLikelihood()
+    >>> bce.nll(torch.tensor([[20.0]]), torch.tensor([[0.0]]), "logit")  # exact when saturated
+    tensor([[20.]])
     """
 
     name = "bce"
