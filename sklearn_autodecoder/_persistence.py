@@ -302,7 +302,9 @@ class _Encoder:
         """
         cls = type(module)
         name = f"{cls.__module__}:{cls.__qualname__}"
-        if "<" in cls.__qualname__ or _find_class(cls.__module__, cls.__qualname__) is not cls:
+        # __main__ is another module in the process that loads the file.
+        main = cls.__module__ == "__main__"
+        if main or "<" in cls.__qualname__ or _find_class(cls.__module__, cls.__qualname__) is not cls:
             raise _unsupported(path, module, " (its class cannot be imported by its name: define it "
                                "at the top level of an importable module, not in __main__ or a function)")
         state = vars(module)

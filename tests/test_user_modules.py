@@ -119,6 +119,13 @@ def test_save_refuses_a_decoder_whose_class_cannot_be_imported(tmp_path):
 
     with pytest.raises(ValueError, match=r"Cannot save decoder: .*cannot be imported by its name"):
         AutoDecoder(decoder=Local()).save(tmp_path / "model.zip")
+    Local.__module__, Local.__qualname__ = "__main__", "Local"  # as if defined in a script
+    sys.modules["__main__"].Local = Local
+    try:
+        with pytest.raises(ValueError, match=r"Cannot save decoder: .*cannot be imported by its name"):
+            AutoDecoder(decoder=Local()).save(tmp_path / "model.zip")
+    finally:
+        del sys.modules["__main__"].Local
     hooked = nn.Linear(2, 6)
     hooked.register_forward_hook(lambda *args: None)
     with pytest.raises(ValueError, match=r"Cannot save decoder: .*hooks"):
