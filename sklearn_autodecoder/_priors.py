@@ -137,6 +137,8 @@ from sklearn.exceptions import ConvergenceWarning
 from torch import nn
 from torch.nn import functional as F
 
+from ._likelihoods import get_likelihood
+
 COVARIANCE_TYPES = ("full", "diag", "spherical")
 # EM runs of init_from (k-means starts); the most likely fit is kept. A single
 # run's clustering varies a lot with its start (ARI 0.60 to 0.74 on digits).
@@ -792,13 +794,11 @@ def best_prior_starts(x, mask, prior, candidates, references, *, loss, n_starts=
     z0 : torch.Tensor of shape (n_samples, n_starts, m)
         The corresponding candidates.
     """
-    from ._inference import pairwise_losses  # here: _inference may import this module
-
     n = len(candidates)
     if isinstance(n_starts, bool) or not isinstance(n_starts, int) or not 1 <= n_starts <= n:
         raise ValueError(f"n_starts must be an integer in [1, {n}], got {n_starts!r}.")
     references = references.reshape(n, -1).to(x.dtype)
-    scores = pairwise_losses(x, mask, references, loss) + prior_weight * prior.neg_log_density(candidates.to(x.dtype))
+    scores = get_likelihood(loss).pairwise(x, mask, references) + prior_weight * prior.neg_log_density(candidates.to(x.dtype))
     # A stable sort: ties keep the candidates' order, whatever the chunk.
     indices = torch.sort(scores, dim=1, stable=True).indices[:, :n_starts]
     return indices, candidates[indices]
