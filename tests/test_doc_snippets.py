@@ -16,6 +16,7 @@ not what it learns, which the package's own tests and benchmarks measure.
 
 import os
 import re
+import sys
 import warnings
 from pathlib import Path
 
@@ -27,6 +28,9 @@ ROOT = Path(__file__).resolve().parents[1]
 PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 FENCE = re.compile(r"^```(?P<lang>[\w-]*)[^\n]*\n(?P<code>.*?)^```\s*$", re.S | re.M)
 SKIP = re.compile(r"skipped by the docs tests: (?P<reason>\S.*)")
+# A block whose first line names a module file (``# my_models.py: ...``) is that
+# file: it is written to the working directory, importable by the next blocks.
+MODULE_FILE = re.compile(r"^#\s*(?P<file>[A-Za-z_]\w*\.py)\b")
 # Default epochs while the snippets run (see the module docstring).
 SNIPPET_MAX_ITER = 3
 ESTIMATORS = ("AutoDecoder", "ConvAutoDecoder", "AutoEncoder", "ConvAutoEncoder")
@@ -40,6 +44,12 @@ def python_blocks(page):
         for match in FENCE.finditer(text)
         if match["lang"] in ("python", "py")
     ]
+
+
+def module_file(code):
+    """The file name a block says it is on its first line, or None."""
+    match = MODULE_FILE.match(code.lstrip())
+    return match["file"] if match else None
 
 
 def skip_reason(code):
@@ -69,6 +79,7 @@ def test_snippets_run(page, tmp_path, monkeypatch, short_default_fits):
     if not blocks:
         pytest.skip("no python block")
     monkeypatch.chdir(tmp_path)
+    monkeypatch.syspath_prepend(str(tmp_path))
     monkeypatch.setenv("MPLBACKEND", "Agg")
     namespace = {"__name__": "__doc_snippet__"}
     ran = 0
@@ -76,6 +87,10 @@ def test_snippets_run(page, tmp_path, monkeypatch, short_default_fits):
         if skip_reason(code) is not None:
             continue
         name = f"{page.relative_to(ROOT)}, block at line {line}"
+        if module_file(code):
+            (tmp_path / module_file(code)).write_text(code, encoding="utf-8")
+            monkeypatch.delitem(sys.modules, module_file(code)[:-3], raising=False)
+            continue
         with warnings.catch_warnings():
             # Short fits stop before converging: that warning is the test's doing.
             warnings.filterwarnings("ignore", message="Training stopped at max_iter")
@@ -105,3 +120,9 @@ def test_fence_parser_finds_blocks_and_markers(tmp_path):
     blocks = python_blocks(page)
     assert [line for line, _ in blocks] == [3, 11]
     assert [skip_reason(code) for _, code in blocks] == [None, "needs MNIST"]
+
+
+def test_module_file_blocks_are_recognised():
+    assert module_file("# my_models.py: the class must be importable\nclass A: ...") == "my_models.py"
+    assert module_file("# a comment about x.py\nx = 1") is None
+    assert module_file("x = 1  # my_models.py") is None
