@@ -299,9 +299,7 @@ class BaseRepresentationEstimator(
             self.n_components_ = settings["n_components"]
             self.loss_ = settings["loss"]
             self.settings_ = settings
-            self.history_ = net.history
-            self.n_iter_ = len(net.history)
-            self.loss_curve_ = [float(v) for v in net.history[:, "train_loss"]]
+            self._record_history(net.history, warm)
             for name, value in loads.items():
                 setattr(self, name, value)
             # A generator every rank derives alike (the training one advanced with
@@ -309,6 +307,18 @@ class BaseRepresentationEstimator(
             after = torch.Generator().manual_seed(seed + 1)
             self._store_representation(module, data, train, valid, after, prior)
         return self
+
+    def _record_history(self, history, warm):
+        """``history_`` of this fit; ``n_iter_`` and ``loss_curve_`` continued by a warm start.
+
+        As in scikit-learn's ``MLPRegressor``, a warm-started fit adds its
+        epochs to the previous fits' count and curve.
+        """
+        previous = warm and hasattr(self, "loss_curve_")
+        curve = [float(v) for v in history[:, "train_loss"]]
+        self.history_ = history
+        self.n_iter_ = (self.n_iter_ if previous else 0) + len(history)
+        self.loss_curve_ = (self.loss_curve_ if previous else []) + curve
 
     def _warn_unconverged(self, net, settings):
         """ConvergenceWarning when max_iter ended a fit whose training loss still improved."""

@@ -14,7 +14,7 @@ from sklearn.model_selection import GridSearchCV
 from sklearn.pipeline import make_pipeline
 from skorch.callbacks import Callback
 
-from sklearn_autodecoder import AutoDecoder, ConvAutoDecoder
+from sklearn_autodecoder import AutoDecoder, AutoEncoder, ConvAutoDecoder
 from sklearn_autodecoder.presets import ConvDecoderSpec
 
 CPU = dict(device="cpu", random_state=0)
@@ -290,6 +290,19 @@ def test_warm_start_continues(digits):
     assert ad.score(X) > first
     with pytest.raises(ValueError, match="same n_components"):
         ad.set_params(n_components=5).fit(X)
+
+
+@pytest.mark.parametrize("cls", [AutoDecoder, AutoEncoder])
+def test_warm_start_accumulates_n_iter_and_loss_curve(digits, cls):
+    X = digits[0][:100]
+    est = cls(n_components=3, max_iter=3, warm_start=True, **CPU).fit(X)
+    first = list(est.loss_curve_)
+    est.set_params(max_iter=2).fit(X)
+    assert est.n_iter_ == 5 and len(est.history_) == 2
+    assert est.loss_curve_[:3] == first and len(est.loss_curve_) == 5
+    # Without warm_start, a refit starts the count again.
+    est.set_params(warm_start=False).fit(X)
+    assert est.n_iter_ == 2 and len(est.loss_curve_) == 2
 
 
 def test_user_callbacks_run(digits):
