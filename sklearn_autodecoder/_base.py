@@ -26,6 +26,7 @@ import torch
 from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, TransformerMixin
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_array, check_random_state
+from sklearn.utils.metaestimators import available_if
 
 from ._compat import Interval, StrOptions, _fit_context, check_is_fitted
 from ._data import RowData, check_rows, map_rows, output_dtype, slices, validate_rows
@@ -100,6 +101,11 @@ def seeded_cpu_rng(generator):
     with torch.random.fork_rng(devices=[]):
         torch.default_generator.manual_seed(seed)
         yield
+
+
+def _without_latent_prior(estimator):
+    """partial_fit's condition: no latent prior (its mixture needs the whole training set)."""
+    return getattr(estimator, "latent_prior", "none") == "none"
 
 
 class BaseRepresentationEstimator(
@@ -250,17 +256,18 @@ class BaseRepresentationEstimator(
             The fitted estimator.
         """
         settings = self._settings()
+        partial = self.__dict__.get("_partial_fit_call", False)  # set by partial_fit
         data = self._rows(X, reset=True, loss=settings["loss"])
         check_precision(self.precision, data.device)
         seed = int(check_random_state(self.random_state).randint(np.iinfo(np.int32).max))
         generator = torch.Generator().manual_seed(seed)
-        warm = self.warm_start and hasattr(self, "decoder_")
+        warm = (self.warm_start or partial) and hasattr(self, "decoder_")
         if warm and self.n_components_ != settings["n_components"]:
             raise ValueError(
                 "warm_start=True needs the same n_components as the previous fit "
                 f"({self.n_components_}), got {settings['n_components']}."
             )
-        validate = self.early_stopping or needs_validation(self.callbacks)
+        validate = not partial and (self.early_stopping or needs_validation(self.callbacks))
         train, valid = self._split(len(data), generator, validate)
         # Under torch.distributed each rank trains on its own shard of the rows.
         train, valid = distributed.shard(train), distributed.shard(valid)
@@ -284,7 +291,10 @@ class BaseRepresentationEstimator(
                 )
                 prior = self._make_prior(settings, generator)
         with self._threads():
-            loads = self._loads(decoder, module, settings, train_data)
+            with warnings.catch_warnings():
+                if partial:  # one chunk is not the decoder's whole training set
+                    warnings.simplefilter("ignore", LowLoadWarning)
+                loads = self._loads(decoder, module, settings, train_data)
             model = RepresentationModel(
                 distributed.wrap(self._compiled(module), data.device),
                 wrap_keeping_logits(decoder, lambda m: distributed.wrap(self._compiled(m), data.device)),
@@ -292,7 +302,8 @@ class BaseRepresentationEstimator(
             )
             net = self._make_net(model, optimizer, held_out, settings, data, generator)
             net.fit((train_data, None if valid is None else data.take(valid)))
-            self._warn_unconverged(net, settings)
+            if not partial:
+                self._warn_unconverged(net, settings)
 
             self.device_ = data.device
             self.decoder_ = decoder.eval()
@@ -319,6 +330,46 @@ class BaseRepresentationEstimator(
         self.history_ = history
         self.n_iter_ = (self.n_iter_ if previous else 0) + len(history)
         self.loss_curve_ = (self.loss_curve_ if previous else []) + curve
+
+    @available_if(_without_latent_prior)
+    def partial_fit(self, X, y=None):
+        """Update the decoder on one chunk of samples (one pass over it).
+
+        As in scikit-learn's ``MiniBatchNMF``: the chunk's latents are first
+        inferred with the decoder as it is (the first call starts them as
+        :meth:`fit` does), then the decoder and those latents are trained
+        jointly for one epoch over the chunk in mini-batches of
+        ``batch_size``. Only the decoder (and an autoencoder's encoder)
+        persists from call to call; ``embedding_`` holds the last chunk's
+        latents and serves :meth:`transform`'s start. ``n_iter_`` grows by
+        one per call (an epoch over the chunk) and ``loss_curve_`` by its loss.
+
+        ``early_stopping``, ``max_iter`` and ``warm_start`` do not apply; the
+        optimisers' state (e.g. Adam's moments) starts afresh at each call.
+        Not available with a latent prior (``latent_prior="gmm"``), whose
+        mixture is fitted on the whole training set.
+        Use it to stream a dataset too large for one array, chunk by chunk
+        (e.g. row blocks of a ``np.memmap``), over several passes.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            A chunk of training samples; NaN marks a missing entry.
+        y : Ignored
+            Not used, present for API consistency.
+
+        Returns
+        -------
+        self : object
+            The updated estimator.
+        """
+        if hasattr(self, "decoder_"):  # the width and names of the first chunk
+            validate_rows(self, X, reset=False, image_shape=self._image_shape())
+        self.__dict__["_partial_fit_call"] = True
+        try:
+            return self.fit(X, y)
+        finally:
+            del self.__dict__["_partial_fit_call"]
 
     def _warn_unconverged(self, net, settings):
         """ConvergenceWarning when max_iter ended a fit whose training loss still improved."""
@@ -406,7 +457,8 @@ class BaseRepresentationEstimator(
             generator=generator,
             precision=self.precision,
             batch_losses=bool(self.callbacks),
-            max_epochs=settings["max_iter"],
+            # partial_fit: one pass over the chunk.
+            max_epochs=1 if self.__dict__.get("_partial_fit_call") else settings["max_iter"],
             batch_size=settings["batch_size"],
             callbacks=make_callbacks(
                 self.callbacks,
