@@ -45,6 +45,7 @@ from ._inference import frozen
 from ._persistence import SaveMixin
 from ._load import LowLoadWarning, decoder_load, n_free_parameters
 from ._losses import LOSSES, decoded_losses, wrap_keeping_logits
+from ._tensors import tensors_in, tensors_in_out
 from ._threads import forward_flops, resolve_n_threads, torch_threads
 from ._training import RepresentationNet, make_callbacks, needs_validation
 from .nn import RepresentationModel
@@ -238,6 +239,7 @@ class BaseRepresentationEstimator(
     # ---- fit --------------------------------------------------------------------
 
     @_fit_context(prefer_skip_nested_validation=True)
+    @tensors_in
     def fit(self, X, y=None):
         """Fit the decoder and the representation jointly.
 
@@ -332,6 +334,7 @@ class BaseRepresentationEstimator(
         self.loss_curve_ = (self.loss_curve_ if previous else []) + curve
 
     @available_if(_without_latent_prior)
+    @tensors_in
     def partial_fit(self, X, y=None):
         """Update the decoder on one chunk of samples (one pass over it).
 
@@ -489,6 +492,7 @@ class BaseRepresentationEstimator(
         """Samples encoded or decoded together (bounds device memory)."""
         return TRANSFORM_BATCH_SIZE
 
+    @tensors_in_out
     def transform(self, X):
         """Latent vectors of the samples in X.
 
@@ -508,6 +512,7 @@ class BaseRepresentationEstimator(
         with self._threads(), autocast(self.precision, self.device_):
             return self._encode(data, self._decoder_for(data.dtype))
 
+    @tensors_in_out
     def inverse_transform(self, X):
         """Decode latent vectors into samples.
 
@@ -540,6 +545,7 @@ class BaseRepresentationEstimator(
                 batch_size=self._transform_batch_size(),
             )
 
+    @tensors_in
     def score(self, X, y=None):
         """Negative mean reconstruction loss per observed entry (higher is better).
 
