@@ -44,6 +44,7 @@ from ._priors import (
     prior_penalty,
 )
 from ._sparse_optim import make_latent_optimizer
+from ._information_criteria import InformationCriteriaMixin
 from ._training import format_duration
 from .nn import LatentTable
 
@@ -136,7 +137,7 @@ class _InferenceProgress:
         print(line, flush=True)
 
 
-class BaseAutoDecoder(BaseRepresentationEstimator):
+class BaseAutoDecoder(InformationCriteriaMixin, BaseRepresentationEstimator):
     """Base class for auto-decoders; not for direct use.
 
     The representation is a table of free latent vectors, one per training
