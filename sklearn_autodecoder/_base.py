@@ -29,6 +29,7 @@ from sklearn.utils import check_array, check_random_state
 from sklearn.utils.metaestimators import available_if
 
 from ._compat import Interval, StrOptions, _fit_context, check_is_fitted
+from ._doc_link import DOC_LINK_MODULE, DOC_LINK_TEMPLATE
 from ._data import RowData, check_rows, map_rows, output_dtype, slices, validate_rows
 from . import _distributed as distributed
 from ._devices import (
@@ -113,6 +114,10 @@ class BaseRepresentationEstimator(
     SaveMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator
 ):
     """Base of the auto-decoders and autoencoders; not for direct use."""
+
+    # The HTML repr's "?" link to the API page.
+    _doc_link_module = DOC_LINK_MODULE
+    _doc_link_template = DOC_LINK_TEMPLATE
 
     _parameter_constraints = {
         "n_components": [at_least_one()],

@@ -11,6 +11,7 @@ from sklearn.utils._missing import is_scalar_nan
 
 from ._autodecoder import AutoDecoder
 from ._data import RowData
+from ._doc_link import DOC_LINK_MODULE, DOC_LINK_TEMPLATE
 from ._compat import HasMethods, Interval, _fit_context, check_is_fitted, validate_data
 from ._inference import _chunks, decode_in_chunks, pairwise_losses
 from ._persistence import SaveMixin
@@ -262,6 +263,10 @@ class AutoDecoderImputer(SaveMixin, OneToOneFeatureMixin, TransformerMixin, Base
     >>> bool(np.isnan(X_filled).any()), bool(X_filled[0, 0] == X[0, 0])
     (False, True)
     """
+
+    # The HTML repr's "?" link to the API page.
+    _doc_link_module = DOC_LINK_MODULE
+    _doc_link_template = DOC_LINK_TEMPLATE
 
     _parameter_constraints = {
         "estimator": [HasMethods(["fit", "transform", "inverse_transform"]), None],
