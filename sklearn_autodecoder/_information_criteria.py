@@ -13,6 +13,7 @@ from sklearn.utils.metaestimators import available_if
 
 from ._compat import check_is_fitted
 from ._load import n_free_parameters
+from ._priors import LATENT_PRIORS, prior_is_generative
 
 
 def mixture_parameters(n_components, n_latent, covariance_type):
@@ -31,7 +32,9 @@ def mixture_parameters(n_components, n_latent, covariance_type):
 
 
 def _has_mixture_prior(estimator):
-    return getattr(estimator, "latent_prior", "none") == "gmm"
+    """Whether ``latent_prior`` names a generative prior (the Gaussian mixture, "gmm")."""
+    name = getattr(estimator, "latent_prior", None)
+    return name in LATENT_PRIORS and prior_is_generative(name)
 
 
 class InformationCriteriaMixin:
