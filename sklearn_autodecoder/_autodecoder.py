@@ -39,7 +39,9 @@ from ._laplace import LaplaceMixin
 from ._prior_api import PriorMixin
 from ._priors import COVARIANCE_TYPES, LATENT_PRIORS
 from ._sparse_optim import make_latent_optimizer
+from ._information_criteria import InformationCriteriaMixin
 from ._starts import INIT_STRATEGIES, LatentStartsMixin
+from ._training import format_duration
 from .nn import LatentTable
 
 # Inference steps per epoch on the held-out latents when early stopping; they
@@ -70,18 +72,25 @@ def _rms(latents):
 
 
 class _InferenceProgress:
-    """Progress lines of a long inference (``verbose >= 1``), at most one per interval."""
+    """Progress lines of a long inference (``verbose >= 1``), at most one per interval.
+
+    Each line gives the samples done, the time elapsed and an estimate of
+    the time left (from the mean rate so far).
+    """
+
+    # The clock, a class attribute so that tests can replace it.
+    clock = staticmethod(time.perf_counter)
 
     def __init__(self, n_samples, verbose):
         self.n_samples, self.verbose = n_samples, verbose
-        self.done, self.start = 0, time.perf_counter()
+        self.done, self.start = 0, self.clock()
         self.next_report = self.start + PROGRESS_INTERVAL
         self.reported = False
 
     def update(self, n_rows):
         """Count ``n_rows`` more inferred samples; print a line when one is due."""
         self.done += n_rows
-        now = time.perf_counter()
+        now = self.clock()
         if self.verbose >= 1 and now >= self.next_report and self.done < self.n_samples:
             self._print(now)
             self.next_report = now + PROGRESS_INTERVAL
@@ -89,18 +98,23 @@ class _InferenceProgress:
     def close(self):
         """A last line when progress was reported."""
         if self.reported:
-            self._print(time.perf_counter())
+            self._print(self.clock())
 
     def _print(self, now):
         self.reported = True
-        print(
+        elapsed = now - self.start
+        line = (
             f"inference: {self.done:,}/{self.n_samples:,} samples "
-            f"({self.done / self.n_samples:.0%}), {now - self.start:.1f} s",
-            flush=True,
+            f"({self.done / self.n_samples:.0%}), {format_duration(elapsed)}"
         )
+        if 0 < self.done < self.n_samples:
+            line += f", ETA {format_duration(elapsed / self.done * (self.n_samples - self.done))}"
+        print(line, flush=True)
 
 
-class BaseAutoDecoder(LatentStartsMixin, PriorMixin, LaplaceMixin, BaseRepresentationEstimator):
+class BaseAutoDecoder(
+    InformationCriteriaMixin, LatentStartsMixin, PriorMixin, LaplaceMixin, BaseRepresentationEstimator
+):
     """Base class for auto-decoders; not for direct use.
 
     The representation is a table of free latent vectors, one per training
@@ -623,13 +637,16 @@ class AutoDecoder(MLPDecoderMixin, BaseAutoDecoder):
         Device the model lives and runs on.
 
     n_iter_ : int
-        Number of epochs run.
+        Number of epochs run, summed over the fits a ``warm_start``
+        continues.
 
     loss_curve_ : list of float
-        Mean training loss per sample, per epoch.
+        Mean training loss per sample, per epoch, over the fits a
+        ``warm_start`` continues.
 
     history_ : skorch.history.History
-        skorch's training history (losses, durations, validation loss).
+        skorch's training history (losses, durations, validation loss) of
+        the last fit.
 
     n_features_in_ : int
         Number of features seen during :term:`fit`.

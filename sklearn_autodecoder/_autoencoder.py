@@ -266,13 +266,16 @@ class AutoEncoder(MLPDecoderMixin, BaseAutoEncoder):
         Device the model lives and runs on.
 
     n_iter_ : int
-        Number of epochs run.
+        Number of epochs run, summed over the fits a ``warm_start``
+        continues.
 
     loss_curve_ : list of float
-        Mean training loss per sample, per epoch.
+        Mean training loss per sample, per epoch, over the fits a
+        ``warm_start`` continues.
 
     history_ : skorch.history.History
-        skorch's training history (losses, durations, validation loss).
+        skorch's training history (losses, durations, validation loss) of
+        the last fit.
 
     n_features_in_ : int
         Number of features seen during :term:`fit`.
@@ -534,13 +537,16 @@ class ConvAutoEncoder(ConvDecoderMixin, BaseAutoEncoder):
         Device the model lives and runs on.
 
     n_iter_ : int
-        Number of epochs run.
+        Number of epochs run, summed over the fits a ``warm_start``
+        continues.
 
     loss_curve_ : list of float
-        Mean training loss per sample, per epoch.
+        Mean training loss per sample, per epoch, over the fits a
+        ``warm_start`` continues.
 
     history_ : skorch.history.History
-        skorch's training history (losses, durations, validation loss).
+        skorch's training history (losses, durations, validation loss) of
+        the last fit.
 
     n_features_in_ : int
         Number of features seen during :term:`fit`.

@@ -30,9 +30,11 @@ import torch
 from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, TransformerMixin
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_array, check_random_state
+from sklearn.utils.metaestimators import available_if
 
 from ._architectures import check_module_widths
 from ._compat import Interval, StrOptions, _fit_context, check_is_fitted
+from ._doc_link import DOC_LINK_MODULE, DOC_LINK_TEMPLATE
 from ._data import RowData, check_rows, map_rows, output_dtype, slices, validate_rows
 from . import _distributed as distributed
 from ._devices import (
@@ -46,10 +48,11 @@ from ._devices import (
 )
 from ._inference import frozen
 from ._persistence import SaveMixin, runnable_device
-from ._priors import GaussianPrior, combine_priors
+from ._priors import LATENT_PRIORS, GaussianPrior, combine_priors
 from ._load import LowLoadWarning, decoder_load, n_free_parameters
 from ._likelihoods import LIKELIHOODS, Likelihood, get_likelihood, wrap_keeping_logits
 from ._losses import decoded_losses
+from ._tensors import tensors_in, tensors_in_out
 from ._threads import forward_flops, resolve_n_threads, torch_threads
 from ._training import RepresentationNet, make_callbacks, needs_validation
 from .nn import RepresentationModel
@@ -121,10 +124,19 @@ def seeded_cpu_rng(generator):
         yield
 
 
+def _without_latent_prior(estimator):
+    """partial_fit's condition: no latent prior (its mixture needs the whole training set)."""
+    return LATENT_PRIORS.get(getattr(estimator, "latent_prior", None)) is None
+
+
 class BaseRepresentationEstimator(
     SaveMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator
 ):
     """Base of the auto-decoders and autoencoders; not for direct use."""
+
+    # The HTML repr's "?" link to the API page.
+    _doc_link_module = DOC_LINK_MODULE
+    _doc_link_template = DOC_LINK_TEMPLATE
 
     _parameter_constraints = {
         "n_components": [at_least_one()],
@@ -276,6 +288,7 @@ class BaseRepresentationEstimator(
     # ---- fit --------------------------------------------------------------------
 
     @_fit_context(prefer_skip_nested_validation=True)
+    @tensors_in
     def fit(self, X, y=None):
         """Fit the decoder and the representation jointly.
 
@@ -294,7 +307,8 @@ class BaseRepresentationEstimator(
             The fitted estimator.
         """
         settings = self._settings()
-        warm = self.warm_start and hasattr(self, "decoder_")
+        partial = self.__dict__.get("_partial_fit_call", False)  # set by partial_fit
+        warm = (self.warm_start or partial) and hasattr(self, "decoder_")
         # The training's own likelihood object (trainable parameters continue on a warm start).
         likelihood = self._likelihood() if warm else self._make_likelihood(settings["loss"])
         settings["loss"] = likelihood
@@ -307,7 +321,7 @@ class BaseRepresentationEstimator(
                 "warm_start=True needs the same n_components as the previous fit "
                 f"({self.n_components_}), got {settings['n_components']}."
             )
-        validate = self.early_stopping or needs_validation(self.callbacks)
+        validate = not partial and (self.early_stopping or needs_validation(self.callbacks))
         train, valid = self._split(len(data), generator, validate)
         # Under torch.distributed each rank trains on its own shard of the rows.
         train, valid = distributed.shard(train), distributed.shard(valid)
@@ -332,7 +346,10 @@ class BaseRepresentationEstimator(
                 )
                 prior = self._make_prior(settings, generator, prior_start)
         with self._threads():
-            loads = self._load_ratios(decoder, module, settings, train_data)
+            with warnings.catch_warnings():
+                if partial:  # one chunk is not the decoder's whole training set
+                    warnings.simplefilter("ignore", LowLoadWarning)
+                loads = self._load_ratios(decoder, module, settings, train_data)
             model = RepresentationModel(
                 distributed.wrap(self._compiled(module), data.device),
                 wrap_keeping_logits(decoder, lambda m: distributed.wrap(self._compiled(m), data.device)),
@@ -341,7 +358,8 @@ class BaseRepresentationEstimator(
             )
             net = self._make_net(model, optimizer, held_out, settings, data, generator)
             net.fit((train_data, None if valid is None else data.take(valid)))
-            self._warn_unconverged(net, settings)
+            if not partial:
+                self._warn_unconverged(net, settings)
 
             self.device_ = data.device
             self.decoder_ = decoder.eval()
@@ -349,9 +367,7 @@ class BaseRepresentationEstimator(
             self.loss_ = likelihood.name
             self.likelihood_ = likelihood.eval()
             self.settings_ = {**settings, "loss": likelihood.name}
-            self.history_ = net.history
-            self.n_iter_ = len(net.history)
-            self.loss_curve_ = [float(v) for v in net.history[:, "train_loss"]]
+            self._record_history(net.history, warm)
             for name, value in loads.items():
                 setattr(self, name, value)
             # A generator every rank derives alike (the training one advanced with
@@ -359,6 +375,59 @@ class BaseRepresentationEstimator(
             after = torch.Generator().manual_seed(seed + 1)
             self._finish_fit(module, data, train, valid, after, prior)
         return self
+
+    def _record_history(self, history, warm):
+        """``history_`` of this fit; ``n_iter_`` and ``loss_curve_`` continued by a warm start.
+
+        As in scikit-learn's ``MLPRegressor``, a warm-started fit adds its
+        epochs to the previous fits' count and curve.
+        """
+        previous = warm and hasattr(self, "loss_curve_")
+        curve = [float(v) for v in history[:, "train_loss"]]
+        self.history_ = history
+        self.n_iter_ = (self.n_iter_ if previous else 0) + len(history)
+        self.loss_curve_ = (self.loss_curve_ if previous else []) + curve
+
+    @available_if(_without_latent_prior)
+    @tensors_in
+    def partial_fit(self, X, y=None):
+        """Update the decoder on one chunk of samples (one pass over it).
+
+        As in scikit-learn's ``MiniBatchNMF``: the chunk's latents are first
+        inferred with the decoder as it is (the first call starts them as
+        :meth:`fit` does), then the decoder and those latents are trained
+        jointly for one epoch over the chunk in mini-batches of
+        ``batch_size``. Only the decoder (and an autoencoder's encoder)
+        persists from call to call; ``embedding_`` holds the last chunk's
+        latents and serves :meth:`transform`'s start. ``n_iter_`` grows by
+        one per call (an epoch over the chunk) and ``loss_curve_`` by its loss.
+
+        ``early_stopping``, ``max_iter`` and ``warm_start`` do not apply; the
+        optimisers' state (e.g. Adam's moments) starts afresh at each call.
+        Not available with a latent prior (``latent_prior="gmm"``), whose
+        mixture is fitted on the whole training set.
+        Use it to stream a dataset too large for one array, chunk by chunk
+        (e.g. row blocks of a ``np.memmap``), over several passes.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            A chunk of training samples; NaN marks a missing entry.
+        y : Ignored
+            Not used, present for API consistency.
+
+        Returns
+        -------
+        self : object
+            The updated estimator.
+        """
+        if hasattr(self, "decoder_"):  # the width and names of the first chunk
+            validate_rows(self, X, reset=False, image_shape=self._image_shape())
+        self.__dict__["_partial_fit_call"] = True
+        try:
+            return self.fit(X, y)
+        finally:
+            del self.__dict__["_partial_fit_call"]
 
     def _warn_unconverged(self, net, settings):
         """ConvergenceWarning when max_iter ended a fit whose training loss still improved."""
@@ -444,7 +513,8 @@ class BaseRepresentationEstimator(
             generator=generator,
             precision=self.precision,
             batch_losses=bool(self.callbacks),
-            max_epochs=settings["max_iter"],
+            # partial_fit: one pass over the chunk.
+            max_epochs=1 if self.__dict__.get("_partial_fit_call") else settings["max_iter"],
             batch_size=settings["batch_size"],
             callbacks=make_callbacks(
                 self.callbacks,
@@ -475,6 +545,7 @@ class BaseRepresentationEstimator(
         """Samples encoded or decoded together (bounds device memory)."""
         return TRANSFORM_BATCH_SIZE
 
+    @tensors_in_out
     def transform(self, X):
         """Latent vectors of the samples in X.
 
@@ -494,6 +565,7 @@ class BaseRepresentationEstimator(
         with self._threads(), autocast(self.precision, self.device_):
             return self._latents_of(data, self._decoder_for(data.dtype))
 
+    @tensors_in_out
     def inverse_transform(self, X):
         """Decode latent vectors into samples.
 
@@ -526,6 +598,7 @@ class BaseRepresentationEstimator(
                 batch_size=self._transform_batch_size(),
             )
 
+    @tensors_in
     def score(self, X, y=None):
         """Negative mean reconstruction loss per observed entry (higher is better).
 

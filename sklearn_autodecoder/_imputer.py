@@ -1,14 +1,17 @@
 """Missing-value imputation with an auto-decoder."""
 
 import warnings
-from numbers import Integral
+from numbers import Integral, Real
 
 import numpy as np
 import torch
 from sklearn.base import BaseEstimator, OneToOneFeatureMixin, TransformerMixin, clone
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.utils._missing import is_scalar_nan
 
 from ._autodecoder import AutoDecoder
 from ._data import RowData
+from ._doc_link import DOC_LINK_MODULE, DOC_LINK_TEMPLATE
 from ._compat import HasMethods, Interval, _fit_context, check_is_fitted, validate_data
 from ._inference import _chunks, decode_in_chunks, pairwise_losses
 from ._persistence import SaveMixin
@@ -97,29 +100,40 @@ def select_linear_gaussian(X, *, max_components=None, noise_models=NOISE_MODELS)
     return result, noise_model, scores
 
 
-class _LinearGaussianAutoDecoder(AutoDecoder):
-    """Linear auto-decoder whose inference is solved exactly.
+def linear_gaussian_latents(model, X):
+    """Exact inferred latents of a linear auto-decoder with ``latent_l2`` (the default model).
 
     For a linear decoder ``x = W z + b`` the inference objective
     ``||x_o - W_o z - b_o||^2 + latent_l2 ||z||^2`` is quadratic; its
     minimiser ``(W_o^T W_o + latent_l2 I)^-1 W_o^T (x_o - b_o)`` is one
-    m x m solve per sample (one Gauss-Newton step from any start), where
-    Adam needs many steps when the problem is ill-conditioned. Rows stay
-    independent. The starting latents (``init``) are ignored.
-    """
+    m x m solve per sample, where iterative inference needs several steps
+    when the problem is ill-conditioned. Rows stay independent.
 
-    def _infer_tensor(self, decoder, X_t, mask, loss, device, init=None):
-        layer = next(m for m in decoder.modules() if isinstance(m, torch.nn.Linear))
-        W, b = layer.weight.detach().to(device), layer.bias.detach().to(device)
-        l2 = self._settings()["latent_l2"]
-        eye = torch.eye(W.shape[1], dtype=W.dtype, device=device)
-        parts = []
-        for x, m in _chunks(X_t, mask, self.inference_batch_size, device):
+    Parameters
+    ----------
+    model : AutoDecoder
+        A fitted auto-decoder with a linear decoder.
+    X : ndarray of shape (n_samples, n_features)
+        Samples in the model's units, NaN for missing entries.
+
+    Returns
+    -------
+    Z : ndarray of shape (n_samples, ``n_components_``), in X's dtype
+    """
+    decoder = model._decoder_for(X.dtype)
+    layer = next(m for m in decoder.modules() if isinstance(m, torch.nn.Linear))
+    X_t, mask = RowData(X, layer.weight.dtype, "cpu", has_nan=True).host_batch(slice(None))
+    device = model.device_
+    W, b = layer.weight.detach().to(device), layer.bias.detach().to(device)
+    eye = torch.eye(W.shape[1], dtype=W.dtype, device=device)
+    parts = []
+    with model._threads():
+        for x, m in _chunks(X_t, mask, model.inference_batch_size, device):
             w = torch.ones_like(x) if m is None else m.to(x.dtype)
             r = (x - b) * w  # missing entries contribute nothing
-            A = torch.einsum("nd,dk,dl->nkl", w, W, W) + l2 * eye
-            parts.append(torch.linalg.solve(A, (r @ W).unsqueeze(-1)).squeeze(-1))
-        return torch.cat(parts), 1
+            A = torch.einsum("nd,dk,dl->nkl", w, W, W) + model.latent_l2 * eye
+            parts.append(torch.linalg.solve(A, (r @ W).unsqueeze(-1)).squeeze(-1).cpu())
+    return torch.cat(parts).numpy().astype(X.dtype, copy=False)
 
 
 class AutoDecoderImputer(SaveMixin, OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
@@ -161,7 +175,12 @@ class AutoDecoderImputer(SaveMixin, OneToOneFeatureMixin, TransformerMixin, Base
           :meth:`fit`, which guards against extrapolation from samples
           that break a near-exact linear relation between features.
 
-        The fit is deterministic and takes no ``random_state``.
+        The fit is deterministic and takes no ``random_state``. Its latents
+        are solved exactly (one small linear system per sample).
+    missing_values : int, float or np.nan, default=np.nan
+        The placeholder of the missing entries (e.g. a ``-999`` sentinel),
+        as in scikit-learn's imputers; all its occurrences are imputed.
+        With a value other than NaN, X must not hold NaN.
     n_candidates : int, default=1
         Completions averaged per sample. 1 decodes the estimator's own
         inferred latent. With k > 1, inference starts from each of the k
@@ -170,7 +189,17 @@ class AutoDecoderImputer(SaveMixin, OneToOneFeatureMixin, TransformerMixin, Base
         of the conditional mean, which lowers the squared error when much is
         missing (e.g. a whole image region), at k times the cost. Needs an
         auto-decoder (a model with ``embedding_``). The default model's
-        posterior has a single mode, so k > 1 only costs time there.
+        posterior has a single mode: it ignores k.
+    add_indicator : bool, default=False
+        Append one 0/1 column per feature that had missing entries in
+        :meth:`fit`, 1 where the entry was missing (scikit-learn's
+        :class:`~sklearn.impute.MissingIndicator` with
+        ``features="missing-only"``), so that a downstream model can use
+        the missingness itself.
+    keep_empty_features : bool, default=False
+        Whether the features with no observed entry in :meth:`fit` are kept
+        in the output of :meth:`transform`, filled with 0 where missing; by
+        default they are dropped (as by scikit-learn's imputers).
 
     Attributes
     ----------
@@ -196,6 +225,13 @@ class AutoDecoderImputer(SaveMixin, OneToOneFeatureMixin, TransformerMixin, Base
     feature_names_in_ : ndarray of shape (`n_features_in_`,)
         Names of features seen during :term:`fit`. Defined only when `X` has
         feature names that are all strings.
+    empty_features_ : ndarray of bool of shape (``n_features_in_``,)
+        The features with no observed entry in :meth:`fit` (dropped by
+        :meth:`transform` unless ``keep_empty_features=True``).
+    indicator_features_ : ndarray of int or None
+        The features that had missing entries in :meth:`fit`, whose
+        indicator columns :meth:`transform` appends (in this order) when
+        ``add_indicator=True``; None otherwise.
 
     See Also
     --------
@@ -206,8 +242,7 @@ class AutoDecoderImputer(SaveMixin, OneToOneFeatureMixin, TransformerMixin, Base
     Notes
     -----
     A sample with no observed entry gets the decoding of the mean training
-    latent (with the default model: each feature's mean). With the default
-    model, a feature never observed in :meth:`fit` is filled with 0.
+    latent (with the default model: each feature's mean).
 
     The default model is probabilistic PCA (Tipping and Bishop, 1999) or
     factor analysis written as an auto-decoder; on standardised real tabular
@@ -229,19 +264,42 @@ class AutoDecoderImputer(SaveMixin, OneToOneFeatureMixin, TransformerMixin, Base
     (False, True)
     """
 
+    # The HTML repr's "?" link to the API page.
+    _doc_link_module = DOC_LINK_MODULE
+    _doc_link_template = DOC_LINK_TEMPLATE
+
     _parameter_constraints = {
         "estimator": [HasMethods(["fit", "transform", "inverse_transform"]), None],
+        "missing_values": [Real],
         "n_candidates": [Interval(Integral, 1, None, closed="left")],
+        "add_indicator": ["boolean"],
+        "keep_empty_features": ["boolean"],
     }
 
-    def __init__(self, estimator=None, *, n_candidates=1):
+    def __init__(
+        self,
+        estimator=None,
+        *,
+        missing_values=np.nan,
+        n_candidates=1,
+        add_indicator=False,
+        keep_empty_features=False,
+    ):
         self.estimator = estimator
+        self.missing_values = missing_values
         self.n_candidates = n_candidates
+        self.add_indicator = add_indicator
+        self.keep_empty_features = keep_empty_features
 
     def _validate(self, X, reset):
-        return validate_data(
-            self, X, reset=reset, dtype=[np.float64, np.float32], ensure_all_finite="allow-nan"
-        )
+        """X as a float array with NaN for the missing entries (a copy if a sentinel was replaced)."""
+        if is_scalar_nan(self.missing_values):
+            return validate_data(
+                self, X, reset=reset, dtype=[np.float64, np.float32], ensure_all_finite="allow-nan"
+            )
+        X = validate_data(self, X, reset=reset, dtype=[np.float64, np.float32], copy=True)
+        X[X == self.missing_values] = np.nan
+        return X
 
     @_fit_context(prefer_skip_nested_validation=False)
     def fit(self, X, y=None):
@@ -260,6 +318,9 @@ class AutoDecoderImputer(SaveMixin, OneToOneFeatureMixin, TransformerMixin, Base
             The fitted imputer.
         """
         X = self._validate(X, reset=True)
+        missing = np.isnan(X)
+        self.empty_features_ = missing.all(axis=0)
+        self.indicator_features_ = np.flatnonzero(missing.any(axis=0)) if self.add_indicator else None
         if self.estimator is None:
             self._fit_linear_gaussian(X)
         else:
@@ -303,12 +364,18 @@ class AutoDecoderImputer(SaveMixin, OneToOneFeatureMixin, TransformerMixin, Base
         # decoder is (W, b) / sqrt(noise) and the prior N(0, I) is latent_l2=1.
         X_white = ((X64 - self.center_) / self.scale_).astype(X.dtype)
         rows = observed.any(axis=1)
-        model = _LinearGaussianAutoDecoder(
+        # A public AutoDecoder, so that the imputer saves and loads; the
+        # imputer solves its latents exactly (linear_gaussian_latents), and
+        # its own transform's Levenberg-Marquardt steps reach the same.
+        model = AutoDecoder(
             n_components=weight.shape[1], hidden_layer_sizes=(), latent_l2=1.0, max_iter=1,
-            init="zeros", device="cpu", random_state=0,
+            init="zeros", inference_method="lm", device="cpu", random_state=0,
         )
         with warnings.catch_warnings():
-            warnings.simplefilter("ignore", LowLoadWarning)  # the prior regularises
+            # The one epoch only builds the fitted state, and the prior
+            # regularises: neither warning concerns the user.
+            warnings.simplefilter("ignore", LowLoadWarning)
+            warnings.simplefilter("ignore", ConvergenceWarning)
             model.fit(X_white[rows])
         set_linear_decoder(model.decoder_, weight / root[:, None], bias / root)
         model.embedding_ = latents[rows].astype(X.dtype)
@@ -320,20 +387,34 @@ class AutoDecoderImputer(SaveMixin, OneToOneFeatureMixin, TransformerMixin, Base
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
-            Data with NaN for the missing entries.
+            Data with ``missing_values`` (NaN by default) for the missing
+            entries.
 
         Returns
         -------
-        X_imputed : ndarray of shape (n_samples, n_features)
-            X with its NaN entries filled in, observed entries unchanged, in
-            X's dtype.
+        X_imputed : ndarray of shape (n_samples, n_features_out)
+            X with its missing entries filled in, observed entries
+            unchanged, in X's dtype; without the features empty in
+            :meth:`fit` unless ``keep_empty_features=True``, and followed by
+            the indicator columns when ``add_indicator=True``.
         """
         check_is_fitted(self)
         X = self._validate(X, reset=False)
         missing = np.isnan(X)
-        if not missing.any():
-            return X.copy()
         X_imputed = X.copy()
+        if missing.any():
+            self._fill(X, missing, X_imputed)
+        X_imputed[:, self.empty_features_] = np.where(
+            missing[:, self.empty_features_], 0, X_imputed[:, self.empty_features_]
+        )
+        if not self.keep_empty_features:
+            X_imputed = X_imputed[:, ~self.empty_features_]
+        if self.indicator_features_ is not None:
+            X_imputed = np.hstack([X_imputed, missing[:, self.indicator_features_].astype(X.dtype)])
+        return X_imputed
+
+    def _fill(self, X, missing, X_imputed):
+        """Write the model's completions into the missing entries of ``X_imputed``."""
         center, scale = self.center_.astype(X.dtype), self.scale_.astype(X.dtype)
         X_model = (X - center) / scale
         empty = missing.all(axis=1)
@@ -348,16 +429,40 @@ class AutoDecoderImputer(SaveMixin, OneToOneFeatureMixin, TransformerMixin, Base
             X_hat[rows] = self._reconstruct(X_model[rows])
         X_hat = np.clip(X_hat * scale + center, self.data_min_, self.data_max_).astype(X.dtype, copy=False)
         X_imputed[missing] = X_hat[missing]
-        return X_imputed
+
     def _reconstruct(self, X):
         """Decoded completion of each sample (mean of ``n_candidates`` ones)."""
         model = self.estimator_
+        if self.estimator is None:  # the default model: exact latents
+            return model.inverse_transform(linear_gaussian_latents(model, X))
         if self.n_candidates == 1:
             return model.inverse_transform(model.transform(X))
         if not hasattr(model, "embedding_"):
             raise ValueError("n_candidates > 1 needs an auto-decoder (a model with embedding_).")
         with model._threads():
             return self._average_completions(model, X)
+
+    def get_feature_names_out(self, input_features=None):
+        """Names of the output features.
+
+        Parameters
+        ----------
+        input_features : array-like of str or None, default=None
+            Input feature names; None uses ``feature_names_in_``, or
+            ``x0, x1, ...`` without them.
+
+        Returns
+        -------
+        feature_names_out : ndarray of str objects
+            The kept input features, then ``missingindicator_<name>`` for
+            each indicator column.
+        """
+        names = super().get_feature_names_out(input_features)
+        out = names if self.keep_empty_features else names[~self.empty_features_]
+        if self.indicator_features_ is not None:
+            indicators = np.array([f"missingindicator_{n}" for n in names[self.indicator_features_]], dtype=object)
+            out = np.concatenate([out, indicators])
+        return out
 
     def _average_completions(self, model, X):
         """Mean decoding of the ``n_candidates`` refined completions of each sample."""
@@ -387,6 +492,6 @@ class AutoDecoderImputer(SaveMixin, OneToOneFeatureMixin, TransformerMixin, Base
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
-        tags.input_tags.allow_nan = True
+        tags.input_tags.allow_nan = is_scalar_nan(self.missing_values)
         tags.transformer_tags.preserves_dtype = ["float64", "float32"]
         return tags

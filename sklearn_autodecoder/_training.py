@@ -15,6 +15,7 @@ what differs from supervised training:
 
 import math
 import sys
+import time
 
 import numpy as np
 import torch
@@ -163,10 +164,11 @@ class RepresentationNet(NeuralNet):
     def get_default_callbacks(self):
         # The epoch losses are recorded by run_single_epoch (skorch's
         # PassthroughScoring would need every batch's loss on the host).
-        # Without a terminal, print the epoch log without ANSI colour codes.
+        # The epoch log says "epoch k/N" with the time elapsed and left;
+        # without a terminal, it has no ANSI colour codes.
         plain = not sys.stdout.isatty()
         return [
-            (name, PlainPrintLog() if plain and name == "print_log" else callback)
+            (name, EpochLog(plain=plain) if name == "print_log" else callback)
             for name, callback in super().get_default_callbacks()
             if name not in ("train_loss", "valid_loss")
         ]
@@ -279,11 +281,75 @@ class RepresentationNet(NeuralNet):
         return {"loss": total / len(index), "y_pred": z}
 
 
-class PlainPrintLog(PrintLog):
-    """skorch's epoch log without the ANSI colour of the best values."""
+def format_duration(seconds):
+    """A duration for progress lines: "4.2 s", "3 min 05 s", "1 h 02 min"."""
+    seconds = max(float(seconds), 0.0)
+    if seconds < 60:
+        return f"{seconds:.1f} s"
+    minutes, seconds = divmod(round(seconds), 60)
+    if minutes < 60:
+        return f"{minutes} min {seconds:02d} s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours} h {minutes:02d} min"
+
+
+class EpochLog(PrintLog):
+    """skorch's epoch table, with "epoch k/N", the time elapsed and an ETA.
+
+    The ETA assumes every remaining epoch up to ``max_epochs`` runs, at the
+    mean epoch time so far: an early stop ends sooner.
+
+    Parameters
+    ----------
+    plain : bool, default=False
+        Drop the ANSI colour codes of the best values (for logs and pipes).
+    """
+
+    # The clock, a class attribute so that tests can replace it.
+    clock = staticmethod(time.perf_counter)
+
+    def __init__(self, plain=False, **kwargs):
+        super().__init__(**kwargs)
+        self.plain = plain
+
+    def on_train_begin(self, net, **kwargs):
+        self.start_ = self.clock()
+        self.first_epoch_ = len(net.history)  # a skorch warm start continues its history
+
+    def on_epoch_end(self, net, **kwargs):
+        epoch = len(net.history)
+        done = epoch - self.first_epoch_
+        elapsed = self.clock() - self.start_
+        self.row_extra_ = {
+            "epoch": f"{epoch}/{self.first_epoch_ + net.max_epochs}",
+            "elapsed": format_duration(elapsed),
+            "eta": format_duration(elapsed / done * (net.max_epochs - done)),
+        }
+        super().on_epoch_end(net, **kwargs)
+
+    def _yield_keys_formatted(self, row):
+        extra = getattr(self, "row_extra_", {})
+        for key, formatted in super()._yield_keys_formatted(row):
+            yield key, extra.get(key, formatted)
+        for key in ("elapsed", "eta"):
+            if key in extra:
+                yield key, extra[key]
 
     def format_row(self, row, key, color):
-        return str(super().format_row(row, key, color="")).replace(Ansi.ENDC.value, "")
+        formatted = super().format_row(row, key, color="" if self.plain else color)
+        return str(formatted).replace(Ansi.ENDC.value, "") if self.plain else formatted
+
+
+class EpochProgressBar(ProgressBar):
+    """skorch's batch progress bar, drawn at 100% when the epoch ends.
+
+    tqdm redraws at most every 0.1 s, so the last batches of an epoch were
+    often never drawn before the bar closed.
+    """
+
+    def on_epoch_end(self, net, **kwargs):
+        self.pbar_.refresh()
+        super().on_epoch_end(net, **kwargs)
 
 
 def needs_validation(user_callbacks):
@@ -339,7 +405,7 @@ def make_callbacks(user_callbacks, *, verbose, early_stopping, n_iter_no_change,
     callbacks = [("stop_on_non_finite", StopOnNonFinite())]
     if verbose >= 2:
         # "auto" sizes the bar from the data's len(): our RowData has one.
-        callbacks.append(("progress_bar", ProgressBar(batches_per_epoch="auto")))
+        callbacks.append(("progress_bar", EpochProgressBar(batches_per_epoch="auto")))
     if early_stopping:
         callbacks.append(
             (

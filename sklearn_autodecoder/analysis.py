@@ -601,7 +601,7 @@ def plot_rdm(rdm, *, ax=None, cmap="viridis", colorbar=True):
         Dissimilarity matrix, e.g. from :func:`rdm`. Sorting the stimuli by
         class first shows class structure as blocks.
     ax : matplotlib Axes, default=None
-        Where to draw; None uses the current axes.
+        Where to draw; None opens a new figure.
     cmap : str or Colormap, default="viridis"
         Colour map.
     colorbar : bool, default=True
@@ -615,7 +615,8 @@ def plot_rdm(rdm, *, ax=None, cmap="viridis", colorbar=True):
     D = check_array(rdm, dtype=np.float64, input_name="rdm")
     if D.shape[0] != D.shape[1]:
         raise ValueError(f"rdm must be a square matrix, got shape {D.shape}.")
-    ax = plt.gca() if ax is None else ax
+    if ax is None:  # a figure of its own, as scikit-learn's displays do
+        _, ax = plt.subplots()
     image = ax.imshow(D, cmap=cmap, interpolation="nearest")
     ax.set_xlabel("stimulus")
     ax.set_ylabel("stimulus")
@@ -662,7 +663,7 @@ def plot_mds(rdms, labels=None, *, ax=None, random_state=None):
         One label per RDM, e.g. its layer's name: RDMs with the same label
         share a colour and a legend entry.
     ax : matplotlib Axes, default=None
-        Where to draw; None uses the current axes.
+        Where to draw; None opens a new figure.
     random_state : int, RandomState instance or None, default=None
         Seeds the MDS.
 
@@ -683,7 +684,8 @@ def plot_mds(rdms, labels=None, *, ax=None, random_state=None):
     second_order = (second_order + second_order.T) / 2
     np.fill_diagonal(second_order, 0.0)
     points = _mds(random_state).fit_transform(second_order)
-    ax = plt.gca() if ax is None else ax
+    if ax is None:  # a figure of its own, as scikit-learn's displays do
+        _, ax = plt.subplots()
     if labels is None:
         ax.scatter(points[:, 0], points[:, 1])
     else:

@@ -421,3 +421,25 @@ def test_plot_rdm_and_plot_mds():
             plot_rdm(X, ax=left)
     finally:
         plt.close(fig)
+
+
+def test_plots_without_ax_open_a_new_figure():
+    pytest.importorskip("matplotlib")
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    X = _random(12, 5)
+    rdms = [rdm(_random(12, 5, seed=s)) for s in range(3)]
+    before = plt.get_fignums()
+    try:
+        first, second = plot_rdm(rdm(X)), plot_rdm(rdm(X))
+        third, fourth = plot_mds(rdms, random_state=0), plot_mds(rdms, random_state=0)
+        axes = [first, second, third, fourth]
+        assert len({id(ax.figure) for ax in axes}) == 4  # no call draws over another
+        assert [len(ax.images) for ax in axes[:2]] == [1, 1]
+        assert [len(ax.collections) for ax in axes[2:]] == [1, 1]
+    finally:
+        for fig in set(plt.get_fignums()) - set(before):
+            plt.close(fig)

@@ -14,7 +14,7 @@ from sklearn.model_selection import GridSearchCV
 from sklearn.pipeline import make_pipeline
 from skorch.callbacks import Callback
 
-from sklearn_autodecoder import AutoDecoder, ConvAutoDecoder
+from sklearn_autodecoder import AutoDecoder, AutoEncoder, ConvAutoDecoder
 from sklearn_autodecoder.presets import ConvDecoderSpec
 
 CPU = dict(device="cpu", random_state=0)
@@ -147,6 +147,21 @@ def test_verbose_inference_reports_progress(digits, capsys, monkeypatch):
     assert lines[-1].startswith("inference: 64/64 samples (100%)")
 
 
+def test_long_inference_reports_an_eta(digits, capsys, monkeypatch):
+    import sklearn_autodecoder._autodecoder as module
+
+    X = digits[0][:64]
+    ad = AutoDecoder(n_components=3, max_iter=2, inference_batch_size=16, verbose=1, **CPU).fit(X)
+    capsys.readouterr()
+    ticks = iter(np.arange(0.0, 100.0, 3.0))  # 3 s per reading: one at the start, one per chunk
+    monkeypatch.setattr(module._InferenceProgress, "clock", staticmethod(lambda: float(next(ticks))))
+    ad.transform(X)
+    lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("inference:")]
+    # The first chunk ends at 3 s (< 5 s: silent), the second at 6 s: 32 samples in 6 s, 32 to go.
+    assert lines[0] == "inference: 32/64 samples (50%), 6.0 s, ETA 6.0 s"
+    assert lines[-1].startswith("inference: 64/64 samples (100%)") and "ETA" not in lines[-1]
+
+
 def test_random_state_reproducible_and_global_rng_untouched(digits):
     X = digits[0][:100]
     torch.manual_seed(123)
@@ -275,6 +290,19 @@ def test_warm_start_continues(digits):
     assert ad.score(X) > first
     with pytest.raises(ValueError, match="same n_components"):
         ad.set_params(n_components=5).fit(X)
+
+
+@pytest.mark.parametrize("cls", [AutoDecoder, AutoEncoder])
+def test_warm_start_accumulates_n_iter_and_loss_curve(digits, cls):
+    X = digits[0][:100]
+    est = cls(n_components=3, max_iter=3, warm_start=True, **CPU).fit(X)
+    first = list(est.loss_curve_)
+    est.set_params(max_iter=2).fit(X)
+    assert est.n_iter_ == 5 and len(est.history_) == 2
+    assert est.loss_curve_[:3] == first and len(est.loss_curve_) == 5
+    # Without warm_start, a refit starts the count again.
+    est.set_params(warm_start=False).fit(X)
+    assert est.n_iter_ == 2 and len(est.loss_curve_) == 2
 
 
 def test_user_callbacks_run(digits):

@@ -12,7 +12,7 @@ from sklearn.model_selection import cross_val_score
 from sklearn.pipeline import make_pipeline
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
-from sklearn_autodecoder import AutoDecoder, AutoDecoderImputer
+from sklearn_autodecoder import AutoDecoder, AutoDecoderImputer, load
 
 SMALL = dict(n_components=2, hidden_layer_sizes=(8,), max_iter=3, inference_max_iter=10, device="cpu", random_state=0)
 
@@ -194,13 +194,15 @@ def test_default_with_one_feature_or_constant_features_imputes_the_mean():
     filled = AutoDecoderImputer().fit_transform(X)
     assert filled[0, 0] == pytest.approx(1.0)
     assert np.isfinite(filled).all()
-    # A feature never observed is filled with 0; the others still inform each other.
+    # A feature never observed is dropped, or kept and filled with 0; the
+    # others still inform each other.
     X = _factor_data(n_samples=60)
     X[:, 2] = np.nan
     X[0, 0] = np.nan
-    filled = AutoDecoderImputer().fit_transform(X)
+    filled = AutoDecoderImputer(keep_empty_features=True).fit_transform(X)
     np.testing.assert_array_equal(filled[:, 2], 0.0)
     assert np.isfinite(filled).all()
+    np.testing.assert_array_equal(AutoDecoderImputer().fit_transform(X), np.delete(filled, 2, axis=1))
 
 
 def test_default_estimator_is_a_linear_gaussian_autodecoder():
@@ -215,3 +217,52 @@ def test_default_estimator_is_a_linear_gaussian_autodecoder():
     fitted = AutoDecoderImputer(AutoDecoder(**SMALL)).fit(X)
     assert fitted.noise_model_ is None
     np.testing.assert_array_equal(fitted.scale_, np.ones(4))
+
+
+@pytest.mark.parametrize("model", [None, AutoDecoder(**SMALL)], ids=["default", "autodecoder"])
+def test_missing_values_sentinel_is_imputed_like_nan(model):
+    X = _factor_data(n_samples=80)
+    hidden = np.random.RandomState(4).rand(*X.shape) < 0.2
+    with_nan = AutoDecoderImputer(model).fit_transform(np.where(hidden, np.nan, X))
+    with_sentinel = np.where(hidden, -999.0, X)
+    imputer = AutoDecoderImputer(model, missing_values=-999)
+    np.testing.assert_allclose(imputer.fit_transform(with_sentinel), with_nan, rtol=1e-6)
+    assert (with_sentinel[hidden] == -999).all()  # the input is untouched
+    with pytest.raises(ValueError, match="NaN"):
+        imputer.fit(np.where(hidden, np.nan, X))
+
+
+def test_add_indicator_and_feature_names():
+    X = _factor_data(n_samples=60)
+    X[::3, 1] = np.nan
+    X[::5, 4] = np.nan
+    X[:, 2] = np.nan  # empty: dropped, but indicated
+    imputer = AutoDecoderImputer(add_indicator=True).fit(X)
+    out = imputer.transform(X)
+    d = X.shape[1]
+    np.testing.assert_array_equal(imputer.indicator_features_, [1, 2, 4])
+    assert out.shape == (60, d - 1 + 3)
+    np.testing.assert_array_equal(out[:, d - 1 :], np.isnan(X[:, [1, 2, 4]]))
+    np.testing.assert_array_equal(out[:, : d - 1], AutoDecoderImputer().fit_transform(X))
+    names = imputer.get_feature_names_out()
+    assert list(names[-3:]) == ["missingindicator_x1", "missingindicator_x2", "missingindicator_x4"]
+    assert len(names) == out.shape[1] and "x2" not in names
+    # A feature complete in fit gets no indicator column, even if missing later.
+    X_new = X[:5].copy()
+    X_new[0, 0] = np.nan
+    assert imputer.transform(X_new).shape == (5, out.shape[1])
+
+
+def test_default_fit_warns_nothing_and_saves(tmp_path):
+    import warnings
+
+    X = _factor_data(n_samples=50)
+    X[np.random.RandomState(5).rand(*X.shape) < 0.2] = np.nan
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        imputer = AutoDecoderImputer().fit(X)
+    path = tmp_path / "imputer.zip"
+    imputer.save(path)
+    loaded = load(path)
+    np.testing.assert_array_equal(loaded.transform(X), imputer.transform(X))
+    assert loaded.aic_ == imputer.aic_

@@ -87,6 +87,47 @@ def test_epoch_log_has_no_colour_codes_without_a_terminal(X, capsys):
     assert "train_loss" in out and "\x1b[" not in out
 
 
+class FakeClock:
+    """A clock advancing ``step`` seconds at each reading."""
+
+    def __init__(self, step):
+        self.now, self.step = 0.0, step
+
+    def __call__(self):
+        self.now += self.step
+        return self.now
+
+
+def test_epoch_log_shows_epoch_of_n_elapsed_and_eta(X, capsys, monkeypatch):
+    from sklearn_autodecoder._training import EpochLog
+
+    # One reading at the start and one per epoch: 30 s per epoch.
+    monkeypatch.setattr(EpochLog, "clock", staticmethod(FakeClock(30.0)))
+    AutoDecoder(n_components=2, max_iter=4, verbose=1, tol=0.0, **CPU).fit(X)
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].split()[0] == "epoch" and lines[0].split()[-2:] == ["elapsed", "eta"]
+    rows = [line.split() for line in lines[2:6]]
+    assert [row[0] for row in rows] == ["1/4", "2/4", "3/4", "4/4"]
+    assert " ".join(rows[0]).endswith(" 30.0 s 1 min 30 s")
+    assert " ".join(rows[2]).endswith(" 1 min 30 s 30.0 s")
+    assert " ".join(rows[3]).endswith(" 2 min 00 s 0.0 s")
+
+
+def test_format_duration():
+    from sklearn_autodecoder._training import format_duration
+
+    assert format_duration(4.21) == "4.2 s"
+    assert format_duration(185) == "3 min 05 s"
+    assert format_duration(3720) == "1 h 02 min"
+
+
+def test_progress_bar_reaches_the_end_of_each_epoch(X, capsys):
+    # 120 rows in batches of 30: a fast epoch is over before tqdm's first redraw.
+    AutoDecoder(n_components=2, max_iter=2, batch_size=30, verbose=2, **CPU).fit(X)
+    err = capsys.readouterr().err
+    assert err.count("4/4") >= 2
+
+
 def test_hidden_layer_sizes_accepts_an_int(X):
     ad = AutoDecoder(n_components=2, hidden_layer_sizes=7, max_iter=1, **CPU).fit(X)
     assert ad.decoder_[0].out_features == 7
