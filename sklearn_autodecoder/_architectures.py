@@ -19,6 +19,12 @@ from . import presets
 from ._compat import StrOptions
 from .nn import ACTIVATIONS, MLPDecoder, MLPEncoder
 
+# early_stopping="auto" holds out samples when the training set has at most
+# this many (and at least two): small tables, where an MLP decoder overfits
+# soonest and a fit with its validation passes still takes seconds.
+AUTO_EARLY_STOPPING_MAX_SAMPLES = 10_000
+
+
 class MLPDecoderMixin:
     """An MLP decoder (``hidden_layer_sizes``, ``activation``), optionally sparse linear."""
 
@@ -55,6 +61,9 @@ class MLPDecoderMixin:
                 "connectivity sets a sparse *linear* decoder: pass hidden_layer_sizes=()."
             )
         return mask.astype(bool)
+
+    def _auto_early_stopping(self, n_samples):
+        return 2 <= n_samples <= AUTO_EARLY_STOPPING_MAX_SAMPLES
 
     def _build_decoder(self, n_features, settings):
         m = settings["n_components"]

@@ -189,6 +189,66 @@ def set_linear_decoder(decoder, weight, bias):
     return decoder
 
 
+@torch.no_grad()
+def set_relu_decoder_linear(decoder, weight, bias):
+    """Start a ReLU MLP decoder at the linear map ``z -> weight @ z + bias``, exactly.
+
+    ``z = relu(z) - relu(-z)``: the first ``2 * n_components`` units of the
+    first hidden layer compute ``relu(z)`` and ``relu(-z)``, later hidden
+    layers pass them through unchanged (they are non-negative), and the
+    output layer maps them to ``weight @ z - weight @ (-z) + bias``. The
+    other hidden units keep their random weights but start with zero output
+    weights, so the decoder's output is exactly the linear map (at PCA's
+    ``weight`` and ``bias``, the PCA reconstruction), and training adds the
+    nonlinear part from there, as a residual. Every parameter stays
+    trainable.
+
+    Parameters
+    ----------
+    decoder : torch.nn.Sequential
+        Alternating ``nn.Linear`` and ``nn.ReLU`` layers (an MLP decoder with
+        ``activation="relu"``), then the output ``nn.Linear`` and an
+        identity; each hidden layer at least ``2 * n_components`` wide.
+    weight : ndarray of shape (n_features, n_components)
+    bias : ndarray of shape (n_features,)
+
+    Returns
+    -------
+    applied : bool
+        False, leaving the decoder untouched, when it is not of that form.
+    """
+    layers = list(decoder.children())
+    linears = layers[0::2]
+    activations = layers[1::2]
+    m = weight.shape[1]
+    if (
+        len(layers) < 4
+        or len(layers) % 2
+        or not all(type(layer) is torch.nn.Linear for layer in linears)
+        or not all(isinstance(a, torch.nn.ReLU) for a in activations[:-1])
+        or not isinstance(activations[-1], torch.nn.Identity)
+        or linears[0].in_features != m
+        or linears[-1].out_features != weight.shape[0]
+        or any(layer.out_features < 2 * m for layer in linears[:-1])
+    ):
+        return False
+    first, *middle, last = linears
+    eye = torch.eye(m, dtype=first.weight.dtype, device=first.weight.device)
+    first.weight[:m] = eye
+    first.weight[m : 2 * m] = -eye
+    first.bias[: 2 * m] = 0
+    for layer in middle:
+        layer.weight[: 2 * m] = 0
+        layer.weight[: 2 * m, : 2 * m] = torch.eye(2 * m, dtype=layer.weight.dtype, device=layer.weight.device)
+        layer.bias[: 2 * m] = 0
+    w = torch.as_tensor(weight, dtype=last.weight.dtype, device=last.weight.device)
+    last.weight.zero_()
+    last.weight[:, :m] = w
+    last.weight[:, m : 2 * m] = -w
+    last.bias.copy_(torch.as_tensor(bias, dtype=last.bias.dtype, device=last.bias.device))
+    return True
+
+
 # ---- probabilistic PCA and factor analysis with missing values ---------------
 
 
