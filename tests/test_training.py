@@ -54,8 +54,13 @@ def test_skorch_early_stopping_gets_held_out_rows(cls, X):
 def test_held_out_latents_belong_to_the_final_decoder(X):
     # Early stopping restores the best decoder; the held-out rows of embedding_
     # are inferred against it, so transform gives back the same latents.
+    # tanh: a start that training beats (a ReLU decoder's exact PCA start may be
+    # kept, and then refitted on every row). init="zeros" (the old default): the
+    # same start in fit and in transform (init="nearest" compares with every
+    # row of embedding_, which fit did not have yet for the held-out rows).
     ad = AutoDecoder(n_components=3, max_iter=60, early_stopping=True, n_iter_no_change=2,
-                     validation_fraction=0.2, tol=0.2, inference_max_iter=200, **CPU).fit(X)
+                     validation_fraction=0.2, tol=0.2, inference_max_iter=200, activation="tanh",
+                     init="zeros", **CPU).fit(X)
     assert ad.n_iter_ < 60
     inferred = ad.transform(X.astype(np.float32))  # float32, as in training
     n_valid = int(np.ceil(0.2 * len(X)))
@@ -76,7 +81,8 @@ def test_fit_leaves_global_rng_states_alone(X):
 
 
 def test_progress_bar_knows_the_number_of_batches(X, capsys):
-    AutoDecoder(n_components=2, max_iter=1, batch_size=30, verbose=2, **CPU).fit(X)
+    # early_stopping=False (the old default): no validation batch in the count.
+    AutoDecoder(n_components=2, max_iter=1, batch_size=30, verbose=2, early_stopping=False, **CPU).fit(X)
     err = capsys.readouterr().err
     assert "/4" in err  # 120 rows in batches of 30
 
