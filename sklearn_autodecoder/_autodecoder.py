@@ -220,7 +220,7 @@ class BaseAutoDecoder(BaseRepresentationEstimator):
             else:
                 # A ReLU MLP starts at the PCA reconstruction too: early stopping
                 # then keeps it where training cannot beat it on held-out rows.
-                self._start_is_pca = set_relu_decoder_linear(decoder, weight, bias)
+                self._start_is_pca = set_relu_decoder_linear(decoder, weight, bias, latents)
         return torch.as_tensor(latents, dtype=torch.float32)
 
     def _held_out_inference(self, decoder, table, settings, n_held_out, device):
@@ -567,7 +567,7 @@ class BaseAutoDecoder(BaseRepresentationEstimator):
     def _init_function(self, decoder, dtype, device):
         """``init(x, mask) -> z0`` of ``self.init``: each row from its own sample."""
         latents = torch.as_tensor(self.embedding_, dtype=dtype, device=device)
-        if getattr(self, "prior_", None) is not None and self.init in ("zeros", "mean"):
+        if getattr(self, "prior_", None) is not None and self.init in ("zeros", "mean", "nearest"):
             # With a mixture prior, start at the component mean or training
             # latent (the rows of init="nearest") with the lowest objective,
             # reconstruction plus prior: more often in the right cluster than
@@ -776,7 +776,7 @@ class AutoDecoder(MLPDecoderMixin, BaseAutoDecoder):
         fit and the latents' scale held at the start's, and training
         refines it (see :mod:`sklearn_autodecoder._priors`); otherwise its
         means start uniformly in a ball (the DGD code's start). With
-        ``init`` "zeros" or "mean", inference starts from the component
+        ``init`` "zeros", "mean" or "nearest", inference starts from the component
         mean or training latent (the rows of "nearest") with the lowest
         objective. See ``benchmarks/bench_prior.py``.
     n_prior_components : int, default=10
@@ -1193,7 +1193,7 @@ class ConvAutoDecoder(ConvDecoderMixin, BaseAutoDecoder):
         fit and the latents' scale held at the start's, and training
         refines it (see :mod:`sklearn_autodecoder._priors`); otherwise its
         means start uniformly in a ball (the DGD code's start). With
-        ``init`` "zeros" or "mean", inference starts from the component
+        ``init`` "zeros", "mean" or "nearest", inference starts from the component
         mean or training latent (the rows of "nearest") with the lowest
         objective. See ``benchmarks/bench_prior.py``.
     n_prior_components : int, default=10

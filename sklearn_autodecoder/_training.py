@@ -33,6 +33,9 @@ from ._priors import prior_loss
 # An epoch replaces the start (e.g. the PCA solution) only if a one-sided
 # paired t-test on the held-out rows' losses finds it better at this level.
 START_TEST_LEVEL = 0.05
+# With fewer held-out rows the test has no power worth the name (and the
+# rows' loss differences are far from normal): the start is kept.
+START_TEST_MIN_ROWS = 5
 # Adam's learning rate for a latent prior's parameters (the DGD code's).
 PRIOR_LEARNING_RATE = 1e-2
 
@@ -358,9 +361,9 @@ class HeldOutEarlyStopping(Callback):
     PCA solution, on a small table it can only overfit) ends where it began.
     An epoch's state replaces the start only when a one-sided paired t-test
     on the held-out rows' reconstruction losses finds it better at the 5%
-    level (``START_TEST_LEVEL``): with few held-out rows, a lucky epoch does
-    not count. Among the epochs that pass, the lowest validation loss is
-    kept.
+    level (``START_TEST_LEVEL``), on at least ``START_TEST_MIN_ROWS`` rows:
+    with few held-out rows, a lucky epoch does not count. Among the epochs
+    that pass, the lowest validation loss is kept.
 
     Stopping: after each epoch, a validation loss below ``(1 - tol)`` times
     the lowest so far resets the patience; when ``patience`` epochs have
@@ -443,7 +446,7 @@ class HeldOutEarlyStopping(Callback):
         mean = distributed.global_mean(gain.sum(), n)
         square = distributed.global_mean(gain.pow(2).sum(), n)
         n = _global_count(n)
-        if n < 2:
+        if n < START_TEST_MIN_ROWS:
             return False
         variance = max(square - mean**2, 0.0) * n / (n - 1)
         return mean > student_t.ppf(1 - START_TEST_LEVEL, n - 1) * math.sqrt(variance / n)

@@ -54,17 +54,20 @@ def test_early_stopping_auto_is_off_for_conv_presets():
 def test_relu_decoder_starts_exactly_at_the_linear_map():
     rng = np.random.RandomState(0)
     weight, bias = rng.randn(7, 3), rng.randn(7)
-    z = torch.as_tensor(rng.randn(50, 3))
-    for hidden in [(8,), (6, 16)]:
+    latents = rng.randn(50, 3)
+    z = torch.tensor(np.vstack([latents, 2 * latents, np.zeros((1, 3))]), requires_grad=True)
+    for hidden in [(3,), (6, 16)]:
         decoder = MLPDecoder(3, 7, hidden).double()
-        assert set_relu_decoder_linear(decoder, weight, bias)
-        with torch.no_grad():
-            expected = z @ torch.as_tensor(weight).T + torch.as_tensor(bias)
-            torch.testing.assert_close(decoder(z), expected)
+        assert set_relu_decoder_linear(decoder, weight, bias, latents)
+        expected = z @ torch.as_tensor(weight).T + torch.as_tensor(bias)
+        torch.testing.assert_close(decoder(z), expected)
+        # The gradient in z is the linear map's, at z = 0 too (init="zeros").
+        (gradient,) = torch.autograd.grad(decoder(z).sum(), z)
+        torch.testing.assert_close(gradient, torch.as_tensor(weight).sum(axis=0).expand(len(z), -1))
     # Not of that form: left untouched.
-    for decoder in [MLPDecoder(3, 7, (5,)), MLPDecoder(3, 7, (8,), activation="tanh"), MLPDecoder(3, 7, ())]:
+    for decoder in [MLPDecoder(3, 7, (2,)), MLPDecoder(3, 7, (8,), activation="tanh"), MLPDecoder(3, 7, ())]:
         before = [p.clone() for p in decoder.parameters()]
-        assert not set_relu_decoder_linear(decoder, weight, bias)
+        assert not set_relu_decoder_linear(decoder, weight, bias, latents)
         assert all(torch.equal(a, b) for a, b in zip(before, decoder.parameters()))
 
 
