@@ -700,7 +700,7 @@ class AutoDecoder(MLPDecoderMixin, BaseAutoDecoder):
         Weight of an L2 (Gaussian) prior on the latents, in training and in
         inference.
 
-    max_iter : int, default=200
+    max_iter : int, default=500
         Most training epochs (passes over the data); training stops sooner
         when its loss has converged (see ``tol``).
 
@@ -984,7 +984,7 @@ class AutoDecoder(MLPDecoderMixin, BaseAutoDecoder):
         latent_learning_rate=1e-2,
         latent_momentum=0.9,
         latent_l2=0.0,
-        max_iter=200,
+        max_iter=500,
         batch_size=64,
         inference_method="lbfgs",
         inference_max_iter=100,
