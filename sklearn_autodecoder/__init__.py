@@ -1,9 +1,11 @@
 """Auto-decoders (decoder-only representation learning) for scikit-learn."""
 
-from ._autodecoder import AutoDecoder, ConvAutoDecoder
+from ._autodecoder import AutoDecoder
 from ._autoencoder import AutoEncoder, ConvAutoEncoder
+from ._conv_autodecoder import ConvAutoDecoder
 from ._imputer import AutoDecoderImputer
 from ._interpolation import interpolate, interpolate_latents
+from ._likelihoods import BernoulliLikelihood, GaussianLikelihood, Likelihood
 from ._load import LowLoadWarning, decoder_load, encoder_load, n_free_parameters
 from ._metrics import representation_correlation
 from ._model_selection import log_likelihood_scorer
@@ -15,8 +17,11 @@ __all__ = [
     "AutoDecoder",
     "AutoDecoderImputer",
     "AutoEncoder",
+    "BernoulliLikelihood",
     "ConvAutoDecoder",
     "ConvAutoEncoder",
+    "GaussianLikelihood",
+    "Likelihood",
     "LowLoadWarning",
     "ModelFileError",
     "__version__",

@@ -10,8 +10,11 @@ and pickles. What differs is asked of two kinds of hooks:
   ``_check_n_features``, ``_build_decoder``, ``_build_encoder``;
 * the representation family (:mod:`._autodecoder` or :mod:`._autoencoder`):
   ``_make_representation`` (what is trained with the decoder),
-  ``_store_representation`` (what ``transform`` needs of it) and ``_encode``
-  (the latents of new samples).
+  ``_make_prior`` (a trainable prior on the latents), ``_finish_fit`` (what
+  ``transform`` needs of the fitted representation), ``_latents_of`` (the
+  latents of new samples) and ``_load_ratios`` (the fitted load attributes).
+
+See ``docs/architecture.md`` for every hook, who overrides and who calls it.
 """
 
 import copy
@@ -20,6 +23,7 @@ import warnings
 from contextlib import contextmanager
 from functools import partial
 from numbers import Integral, Real
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -27,6 +31,7 @@ from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, Transfo
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_array, check_random_state
 
+from ._architectures import check_module_widths
 from ._compat import Interval, StrOptions, _fit_context, check_is_fitted
 from ._data import RowData, check_rows, map_rows, output_dtype, slices, validate_rows
 from . import _distributed as distributed
@@ -36,14 +41,15 @@ from ._devices import (
     autocast,
     check_precision,
     compute_dtype,
-    is_available,
     prefer_channels_last,
     resolve_device,
 )
 from ._inference import frozen
-from ._persistence import SaveMixin
+from ._persistence import SaveMixin, runnable_device
+from ._priors import GaussianPrior, combine_priors
 from ._load import LowLoadWarning, decoder_load, n_free_parameters
-from ._losses import LOSSES, decoded_losses, wrap_keeping_logits
+from ._likelihoods import LIKELIHOODS, Likelihood, get_likelihood, wrap_keeping_logits
+from ._losses import decoded_losses
 from ._warnings import warn
 from ._threads import forward_flops, resolve_n_threads, torch_threads
 from ._training import RepresentationNet, make_callbacks, needs_validation
@@ -62,6 +68,19 @@ COMMON_SETTINGS = (
     "max_iter",
     "batch_size",
 )
+
+
+class Representation(NamedTuple):
+    """What ``_make_representation`` returns."""
+
+    module: torch.nn.Module
+    """``module(index, x)``: a batch's latents (the latent table, or an encoder)."""
+    optimizer: object
+    """``optimizer(params)``: the representation's optimiser."""
+    held_out: object = None
+    """``held_out(index, x, mask)``: held-out rows' latents for early stopping (None: ``module``)."""
+    prior_start: object = None
+    """Latents a prior may start from (a data-driven start), or None."""
 
 
 def positive(kind):
@@ -110,7 +129,7 @@ class BaseRepresentationEstimator(
 
     _parameter_constraints = {
         "n_components": [at_least_one()],
-        "loss": [StrOptions(set(LOSSES))],
+        "loss": [StrOptions(set(LIKELIHOODS)), Likelihood],
         "optimizer": [StrOptions({"adam", "sgd"})],
         "learning_rate": [positive(Real)],
         "weight_decay": [Interval(Real, 0, None, closed="left")],
@@ -131,7 +150,7 @@ class BaseRepresentationEstimator(
     }
     _training_settings = COMMON_SETTINGS
     # Fitted torch modules, moved to the CPU when pickled.
-    _torch_attributes = ("decoder_",)
+    _torch_attributes = ("decoder_", "likelihood_")
     # Factor applied to uint8 input (image estimators: 1/255), None to take values as they are.
     _uint8_scale = None
     # Whether the architecture keeps small random training latents where the
@@ -159,33 +178,54 @@ class BaseRepresentationEstimator(
         """What ``early_stopping="auto"`` means for ``n_samples`` training samples."""
         return False
 
+    def _decoder_is_pca_linear(self):
+        """Whether PCA solves the decoder when it is linear (sets it in the PCA start)."""
+        return False
+
     # ---- representation hooks (see ._autodecoder, ._autoencoder) ---------------
 
     def _make_representation(self, decoder, data, settings, warm, generator, n_held_out):
         """What is trained jointly with ``decoder`` on the training rows ``data``.
 
-        Returns ``(module, optimizer_factory, held_out)``: ``module(index, x)``
-        gives a batch's latents, ``optimizer_factory(params)`` its optimiser,
-        and ``held_out(index, x, mask)`` the latents of the ``n_held_out``
-        held-out rows for early stopping (None: use ``module``).
+        Returns a :class:`Representation`: ``module(index, x)`` gives a
+        batch's latents, ``optimizer(params)`` its optimiser,
+        ``held_out(index, x, mask)`` the latents of the ``n_held_out``
+        held-out rows for early stopping (None: use ``module``), and
+        ``prior_start`` the latents a prior may start from (or None).
         """
         raise NotImplementedError
 
-    def _make_prior(self, settings, generator):
-        """A trainable prior module on the latents, or None (the default)."""
+    def _make_prior(self, settings, generator, start=None):
+        """A trainable prior on the latents (a :class:`~._priors.LatentPrior`), or None (the default)."""
         return None
 
-    def _store_representation(self, module, data, train, valid, generator, prior):
-        """Keep what ``transform`` needs of the fitted representation (and prior)."""
+    def _latent_prior(self, settings, prior):
+        """The latents' whole prior: ``latent_l2``'s Gaussian (if positive) and ``prior``, or None."""
+        strength = settings.get("latent_l2", 0.0)
+        return combine_priors(GaussianPrior(strength) if strength else None, prior)
+
+    def _finish_fit(self, module, data, train, valid, generator, prior):
+        """Finish the fit after training: keep what ``transform`` needs of the representation and prior."""
         raise NotImplementedError
 
-    def _encode(self, data, decoder):
+    def _latents_of(self, data, decoder):
         """Latents of ``data`` (a :class:`~._data.RowData`) as an array in its output dtype."""
         raise NotImplementedError
 
+    def _make_likelihood(self, loss):
+        """A likelihood object of its own for ``loss`` (a name, or a copy of the user's object)."""
+        return copy.deepcopy(loss) if isinstance(loss, Likelihood) else get_likelihood(loss)
+
+    def _likelihood(self):
+        """The fitted likelihood (a fresh one of ``loss_`` for models saved without it)."""
+        likelihood = self.__dict__.get("likelihood_")
+        return get_likelihood(self.loss_) if likelihood is None else likelihood
+
     def _build_fitted_module(self, name):
         """An untrained module shaped like the fitted module ``name`` (for ``load``)."""
-        settings = {**self.settings_, "n_components": self.n_components_, "loss": self.loss_}
+        if name == "likelihood_":
+            return self._make_likelihood(self.loss if isinstance(self.loss, Likelihood) else self.loss_)
+        settings = {**self.settings_, "n_components": self.n_components_, "loss": self._likelihood()}
         if name == "prior_":
             return self._make_prior(settings, generator=None)
         build = getattr(self, {"decoder_": "_build_decoder", "encoder_": "_build_encoder"}[name])
@@ -205,17 +245,21 @@ class BaseRepresentationEstimator(
         """(C, H, W) for image estimators, else None."""
         return None
 
-    def _rows(self, X, *, reset, loss=None):
+    def _rows(self, X, *, reset, likelihood=None):
         """Validated X as :class:`~._data.RowData` on the estimator's device.
 
         Large numeric arrays and memmaps are checked chunk by chunk, never
-        copied; ``loss="bce"`` also checks that the values lie in [0, 1].
+        copied; a ``likelihood`` also checks the values it needs (in [0, 1]
+        for ``loss="bce"``).
         """
         X = validate_rows(self, X, reset=reset, image_shape=self._image_shape())
         if reset:
             self._check_n_features(X.shape[1])
         scale = self._uint8_scale if X.dtype == np.uint8 else None
-        has_nan = check_rows(X, scale=scale, unit_interval=loss == "bce")
+        if likelihood is None:
+            has_nan = check_rows(X, scale=scale)
+        else:
+            has_nan = likelihood.check_rows(X, scale=scale)
         if reset:  # training runs in float32 (master weights and latents)
             device = resolve_device(self.device)
             dtype = torch.float32
@@ -256,11 +300,14 @@ class BaseRepresentationEstimator(
         """
         settings = self._settings()
         self.__dict__.pop("_start_is_pca", None)
-        data = self._rows(X, reset=True, loss=settings["loss"])
+        warm = self.warm_start and hasattr(self, "decoder_")
+        # The training's own likelihood object (trainable parameters continue on a warm start).
+        likelihood = self._likelihood() if warm else self._make_likelihood(settings["loss"])
+        settings["loss"] = likelihood
+        data = self._rows(X, reset=True, likelihood=likelihood)
         check_precision(self.precision, data.device)
         seed = int(check_random_state(self.random_state).randint(np.iinfo(np.int32).max))
         generator = torch.Generator().manual_seed(seed)
-        warm = self.warm_start and hasattr(self, "decoder_")
         if warm and self.n_components_ != settings["n_components"]:
             raise ValueError(
                 "warm_start=True needs the same n_components as the previous fit "
@@ -277,6 +324,7 @@ class BaseRepresentationEstimator(
                 decoder = self.decoder_.float().to(data.device)
             else:
                 decoder = self._build_decoder(data.n_features, settings).to(data.device)
+                check_module_widths(decoder, settings["n_components"], data.n_features, "decoder")
             decoder = prefer_channels_last(decoder, data.device)
             # Multiply-adds of a training batch's forward pass: what the default
             # thread count (n_jobs=None) scales with.
@@ -286,16 +334,17 @@ class BaseRepresentationEstimator(
             # The representation's start (PCA's SVD) and the prior's (EM) run
             # BLAS and torch code too: under the same thread limit as training.
             with self._threads():
-                module, optimizer, held_out = self._make_representation(
+                module, optimizer, held_out, prior_start = self._make_representation(
                     decoder, train_data, settings, warm, generator, 0 if valid is None else len(valid)
                 )
-                prior = self._make_prior(settings, generator)
+                prior = self._make_prior(settings, generator, prior_start)
         with self._threads():
-            loads = self._loads(decoder, module, settings, train_data)
+            loads = self._load_ratios(decoder, module, settings, train_data)
             model = RepresentationModel(
                 distributed.wrap(self._compiled(module), data.device),
                 wrap_keeping_logits(decoder, lambda m: distributed.wrap(self._compiled(m), data.device)),
-                None if prior is None else prior.to(data.device),
+                self._latent_prior(settings, None if prior is None else prior.to(data.device)),
+                likelihood.to(data.device),
             )
             net = self._make_net(model, optimizer, held_out, settings, data, generator, early_stopping)
             net.fit((train_data, None if valid is None else data.take(valid)))
@@ -305,15 +354,15 @@ class BaseRepresentationEstimator(
                 # same start computed on every row is the better model.
                 train, valid = np.arange(len(data)), None
                 with seeded_cpu_rng(generator):
-                    module, _, _ = self._make_representation(decoder, data, settings, False, generator, 0)
-                self.__dict__.pop("_prior_start", None)
+                    module = self._make_representation(decoder, data, settings, False, generator, 0).module
             self.__dict__.pop("_start_is_pca", None)
 
             self.device_ = data.device
             self.decoder_ = decoder.eval()
             self.n_components_ = settings["n_components"]
-            self.loss_ = settings["loss"]
-            self.settings_ = settings
+            self.loss_ = likelihood.name
+            self.likelihood_ = likelihood.eval()
+            self.settings_ = {**settings, "loss": likelihood.name}
             self.history_ = net.history
             self.n_iter_ = len(net.history)
             self.loss_curve_ = [float(v) for v in net.history[:, "train_loss"]]
@@ -322,7 +371,7 @@ class BaseRepresentationEstimator(
             # A generator every rank derives alike (the training one advanced with
             # each rank's shard size), for what is fitted after the loop.
             after = torch.Generator().manual_seed(seed + 1)
-            self._store_representation(module, data, train, valid, after, prior)
+            self._finish_fit(module, data, train, valid, after, prior)
         return self
 
     def _kept_start(self, net, prior, valid, warm):
@@ -422,7 +471,7 @@ class BaseRepresentationEstimator(
         batches = data.batches(slices(len(data), TRANSFORM_BATCH_SIZE), prefetch=False)
         return sum(x.numel() if mask is None else int(mask.sum()) for _, x, mask in batches)
 
-    def _loads(self, decoder, representation, settings, data):
+    def _load_ratios(self, decoder, representation, settings, data):
         """Fitted load attributes, warning when the decoder's is below 1.
 
         Missing entries are not counted as data, so they do not inflate the
@@ -445,8 +494,6 @@ class BaseRepresentationEstimator(
         verbose = int(self.verbose) if distributed.rank() == 0 else 0  # one log, rank 0's
         return RepresentationNet(
             model,
-            loss=settings["loss"],
-            latent_l2=settings.get("latent_l2", 0.0),
             weight_optimizer=partial(
                 make_weight_optimizer,
                 name=settings["optimizer"],
@@ -506,7 +553,7 @@ class BaseRepresentationEstimator(
         check_is_fitted(self)
         data = self._rows(X, reset=False)
         with self._threads(), autocast(self.precision, self.device_):
-            return self._encode(data, self._decoder_for(data.dtype))
+            return self._latents_of(data, self._decoder_for(data.dtype))
 
     def inverse_transform(self, X):
         """Decode latent vectors into samples.
@@ -560,13 +607,14 @@ class BaseRepresentationEstimator(
         check_is_fitted(self)
         data = self._rows(X, reset=False)
         decoder = self._decoder_for(data.dtype)
+        likelihood = self._module_for(self._likelihood(), data.dtype)
         with self._threads(), autocast(self.precision, self.device_):
-            Z = self._encode(data, decoder)
+            Z = self._latents_of(data, decoder)
         total, n_observed = 0.0, 0
         with self._threads(), torch.no_grad(), frozen(decoder), autocast(self.precision, self.device_):
             for rows, x, mask in data.batches(slices(len(data), self._transform_batch_size())):
                 z = torch.as_tensor(Z[rows], dtype=data.dtype, device=data.device)
-                total += float(decoded_losses(decoder, z, x, self.loss_, mask).sum())
+                total += float(decoded_losses(decoder, z, x, likelihood, mask).sum())
                 n_observed += x.numel() if mask is None else int(mask.sum())
         return -total / n_observed
 
@@ -584,13 +632,7 @@ class BaseRepresentationEstimator(
     def __setstate__(self, state):
         super().__setstate__(state)
         if "decoder_" in state:
-            if not is_available(self.device_):
-                warnings.warn(
-                    f"This model was fitted on {self.device_}, which is not available "
-                    "here; it now runs on the CPU.",
-                    UserWarning,
-                )
-                self.device_ = torch.device("cpu")
+            self.device_ = runnable_device(self.device_)
             for name in self._torch_attributes:
                 if getattr(self, name, None) is not None:
                     setattr(self, name, getattr(self, name).to(self.device_))

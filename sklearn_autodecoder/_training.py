@@ -27,8 +27,7 @@ from skorch.utils import Ansi, TeeGenerator
 from . import _distributed as distributed
 from ._data import slices
 from ._devices import autocast
-from ._losses import decoded_losses, loss_units_per_nat
-from ._priors import prior_loss
+from ._losses import decoded_losses
 
 # An epoch replaces the start (e.g. the PCA solution) only if a one-sided
 # paired t-test on the held-out rows' losses finds it better at this level.
@@ -100,11 +99,13 @@ class RepresentationNet(NeuralNet):
     Parameters
     ----------
     module : RepresentationModel
-        The representation and the decoder, trained jointly.
-    loss : {"mse", "bce"}
-        Reconstruction loss (see :mod:`._losses` for the reduction).
-    latent_l2 : float
-        Weight of an L2 prior on the latents of the batch.
+        The representation, the decoder, the likelihood
+        (``module.likelihood``: the reconstruction loss, see
+        :mod:`._likelihoods`; :mod:`._losses` for the reduction) and
+        optionally the latent prior (``module.prior``, a
+        :class:`~._priors.LatentPrior`), trained jointly; the likelihood's
+        parameters, if any, with the decoder's, the prior's with their own
+        Adam.
     weight_optimizer : callable
         ``weight_optimizer(params)`` builds the decoder's optimiser.
     representation_optimizer : callable
@@ -130,8 +131,6 @@ class RepresentationNet(NeuralNet):
         self,
         module,
         *,
-        loss,
-        latent_l2,
         weight_optimizer,
         representation_optimizer,
         held_out=None,
@@ -141,8 +140,6 @@ class RepresentationNet(NeuralNet):
         **kwargs,
     ):
         super().__init__(module, criterion=torch.nn.Identity, train_split=None, **kwargs)
-        self.loss = loss
-        self.latent_l2 = latent_l2
         self.weight_optimizer = weight_optimizer
         self.representation_optimizer = representation_optimizer
         self.held_out = held_out
@@ -151,14 +148,16 @@ class RepresentationNet(NeuralNet):
         self.batch_losses = batch_losses
 
     def initialize_optimizer(self, triggered_directly=None):
-        self.optimizer_ = self.weight_optimizer(self.module_.decoder.parameters())
+        # A likelihood's own parameters (e.g. a dispersion) train with the decoder's weights.
+        self.optimizer_ = self.weight_optimizer(
+            [*self.module_.decoder.parameters(), *self.module_.likelihood.parameters()]
+        )
         self.representation_optimizer_ = self.representation_optimizer(
             self.module_.representation.parameters()
         )
-        if self.module_.prior is not None:
-            self.prior_optimizer_ = torch.optim.Adam(
-                self.module_.prior.parameters(), lr=PRIOR_LEARNING_RATE
-            )
+        prior = self.module_.prior
+        if prior is not None and any(True for _ in prior.parameters()):
+            self.prior_optimizer_ = torch.optim.Adam(prior.parameters(), lr=PRIOR_LEARNING_RATE)
         self.scaler_ = torch.amp.GradScaler("cuda") if self.precision == "float16" else None
         return self
 
@@ -211,30 +210,26 @@ class RepresentationNet(NeuralNet):
     def _objective(self, z, x, mask, return_rows=False):
         # decoded_losses works from the decoder's logits for BCE (a gradient
         # that does not vanish when saturated), in the data's dtype.
-        losses = decoded_losses(self.module_.decoder, z, x, self.loss, mask)
+        losses = decoded_losses(self.module_.decoder, z, x, self.module_.likelihood, mask)
         total = self._total(z, x, mask, losses)
         return (total, losses) if return_rows else total
 
     def _total(self, z, x, mask, losses):
         data = losses.sum()
-        total = data
-        if self.latent_l2:
-            total = total + self.latent_l2 * z.pow(2).sum()
-        if self.module_.prior is not None:
-            total = total + self._prior_weight(data, x, mask) * prior_loss(self.module_.prior, z.to(x.dtype))
-        return total
+        prior = self.module_.prior
+        if prior is None:
+            return data
+        units = self._prior_weight(data, x, mask) if prior.needs_units else None
+        return data + prior.training_loss(z.to(x.dtype), units)
 
     def _prior_weight(self, data, x, mask):
         """The prior's nats in the units of the batch's reconstruction loss.
 
         For squared error the noise variance is the batch's mean squared
-        residual (no gradient).
+        residual (no gradient); see ``Likelihood.batch_units_per_nat``.
         """
-        if self.loss != "mse":
-            return loss_units_per_nat(self.loss)
         n_observed = x.numel() if mask is None else mask.sum()
-        variance = (data.detach() / n_observed).clamp_min(torch.finfo(data.dtype).tiny)
-        return loss_units_per_nat(self.loss, variance)
+        return self.module_.likelihood.batch_units_per_nat(data, n_observed)
 
     def train_step(self, batch, **fit_params):
         # skorch passes its closure to every optimiser's step(), which with
@@ -242,8 +237,9 @@ class RepresentationNet(NeuralNet):
         # batch. One pass, then each optimiser steps on the same gradients.
         self._zero_grad_optimizer()
         step = self.train_step_single(batch, **fit_params)
-        if self.module_.prior is not None:
-            distributed.sum_gradients(self.module_.prior)  # not a DDP module: summed here
+        for extra in (self.module_.prior, self.module_.likelihood):
+            if extra is not None:
+                distributed.sum_gradients(extra)  # not DDP modules: summed here
         optimizers = [getattr(self, name + "_") for name in self._optimizers]
         if self.scaler_ is not None:
             for optimizer in optimizers:
