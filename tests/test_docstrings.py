@@ -58,7 +58,10 @@ PARAMETER_DIFFERENCES = {
         (("AutoDecoder",), ("ConvAutoDecoder",), ("AutoEncoder",), ("ConvAutoEncoder",)),
         "held-out samples get inferred latents vs. encoder outputs; 'auto' follows the decoder",
     ),
-    "init": ((("AutoDecoder",), ("ConvAutoDecoder",)), "MLP decoders start from the nearest latent"),
+    "init": (
+        (("AutoDecoder",), ("ConvAutoDecoder",)),
+        "MLP decoders start from the nearest latent, the conv presets from the mean",
+    ),
     "warm_start": (BY_FAMILY, "an auto-decoder also starts the new samples' latents"),
     "random_state": (BY_FAMILY, "it seeds training latents vs. an encoder"),
     "verbose": (BY_FAMILY, "only the auto-decoders run (and report) inference"),
