@@ -22,7 +22,10 @@ difference in fit time is the amortised encoder's training cost), then on
 
 torch runs on ``--threads`` CPU threads (``torch.set_num_threads``; default
 1). Run ``python benchmarks/bench_inference.py`` (about 10 minutes on a busy
-2-core machine; ``--impute`` adds a few more). Tables are printed; the plot
+2-core machine; ``--impute`` adds a few more). ``--data digits28``,
+``shapes`` or ``mnist-inverted`` runs it on another 28x28 image set of
+``benchmarks/_images.py`` (scikit-learn's digits upscaled, synthetic
+shapes, MNIST inverted and shifted). Tables are printed; the plot
 and CSVs go to ``benchmarks/results/``.
 """
 
@@ -34,6 +37,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from _common import REPO, parser, save, setup, table
+from _images import IMAGE_SETS, load_images
 
 from sklearn_autodecoder import AutoDecoderImputer, ConvAutoDecoder
 from sklearn_autodecoder._amortized import encode
@@ -57,6 +61,10 @@ STRATEGIES = [
     ("L-BFGS", "zeros", "lbfgs", 100, 2e-4, 0.1, 256),
     ("L-BFGS", "mean", "lbfgs", 100, 2e-4, 0.1, 256),
     ("L-BFGS", "mean", "lbfgs", 100, 2e-4, 1.0, 256),
+    ("L-BFGS", "zeros", "lbfgs", 100, 2e-4, 1.0, 256),
+    ("L-BFGS", "mean", "lbfgs", 100, 3e-4, 1.0, 256),
+    ("L-BFGS", "nearest", "lbfgs", 100, 2e-4, 0.1, 256),
+    ("L-BFGS", "nearest", "lbfgs", 100, 2e-4, 1.0, 256),
     ("L-BFGS", "encoder", "lbfgs", 100, 1e-3, 0.1, 256),
     ("L-BFGS", "encoder", "lbfgs", 100, 1e-4, 0.1, 256),
     ("Levenberg-Marquardt", "encoder", "lm", 5, 1e-4, 0.1, 256),
@@ -74,7 +82,12 @@ def starts(model):
     """``init(x, mask)`` per start strategy, as the estimator builds them."""
     latents = torch.as_tensor(model.embedding_)
     mean = latents.mean(dim=0, keepdim=True)
+    init = model.init
+    model.set_params(init="nearest")  # the estimator's own nearest start (training decodings)
+    nearest = model._init_function(model.decoder_, latents.dtype, torch.device("cpu"))
+    model.set_params(init=init)
     return {
+        "nearest": nearest,
         "zeros": lambda x, m: torch.zeros(len(x), latents.shape[1]),
         "mean": lambda x, m: mean.expand(len(x), -1).clone(),
         "encoder": lambda x, m: encode(model.encoder_, x, m),
@@ -121,10 +134,11 @@ COUNT = EvaluationCount()
 def run(model, X, label, start, method, max_iter, tol, lr, batch_size):
     rms = float(np.sqrt((model.embedding_**2).mean()))
     X_t = torch.as_tensor(X)
+    init = starts(model)[start]  # built outside the timing (fit builds nearest's decodings)
     with COUNT():
         begin = time.perf_counter()
         result = infer_latents(
-            model.decoder_, X_t, starts(model)[start], loss="bce", method=method, max_iter=max_iter,
+            model.decoder_, X_t, init, loss="bce", method=method, max_iter=max_iter,
             learning_rate=lr * rms, tol=tol, batch_size=batch_size,
         )
         seconds = time.perf_counter() - begin
@@ -228,7 +242,7 @@ def impute_benchmark(X_train, X_test, args):
     return rows
 
 
-def plot(rows):
+def plot(rows, data="mnist"):
     import matplotlib
 
     matplotlib.use("Agg")
@@ -244,9 +258,9 @@ def plot(rows):
     ax.axhline(0.2, color="grey", ls="--", lw=0.8)
     ax.axvline(10, color="grey", ls=":", lw=0.8)
     ax.set(xscale="log", yscale="log", xlabel="speedup over Adam run to convergence",
-           ylabel="test loss above the reference (%)", title="Latent inference on MNIST (ConvAutoDecoder)")
+           ylabel="test loss above the reference (%)", title="Latent inference (ConvAutoDecoder, mnist preset)")
     ax.legend(fontsize=6)
-    save(fig, "inference_speed", rows)
+    save(fig, "inference_speed" if data == "mnist" else f"inference_speed_{Path(data).name}", rows)
 
 
 def main():
@@ -258,12 +272,18 @@ def main():
     p.add_argument("--n-test", type=int, default=500, help="test digits (of the last 2,000)")
     p.add_argument("--reference-steps", type=int, default=1000)
     p.add_argument("--impute", action="store_true", help="also run the imputation comparison")
-    p.add_argument("--data", default=str(DATA), help=f"folder of the mnist10k IDX files (default {DATA})")
+    p.add_argument("--data", default="mnist", help="'mnist' (the mnist10k subset), another image set of "
+                   f"benchmarks/_images.py {IMAGE_SETS[1:]}, or a folder of mnist10k IDX files")
     args = p.parse_args()
     setup(args)
-    print(f"torch threads: {torch.get_num_threads()}")
-    X, _ = load_mnist(Path(args.data) / "mnist10k-images-idx3-ubyte.gz")
-    X_train, X_test = X[: args.n_train], X[-2000:][: args.n_test]
+    print(f"torch threads: {torch.get_num_threads()}; data: {args.data}")
+    if args.data in IMAGE_SETS[1:]:
+        X_train, _, X_test, _ = load_images(args.data, args.n_train, args.n_test)
+    else:
+        folder = DATA if args.data == "mnist" else Path(args.data)
+        X, _ = load_mnist(folder / "mnist10k-images-idx3-ubyte.gz")
+        X_train, X_test = X[: args.n_train], X[-2000:][: args.n_test]
+    print(f"{len(X_train)} training / {len(X_test)} test images")
 
     params = dict(max_iter=args.epochs, device="cpu", random_state=args.seed)
     with warnings.catch_warnings():
@@ -281,10 +301,11 @@ def main():
     rows = inference_benchmark(model, X_test, args)
     model.set_params(init=ConvAutoDecoder("mnist").init)  # transform as a user gets it
     f32 = float32_benchmark(model, X_test)
-    plot(rows)
+    plot(rows, args.data)
     import pandas as pd
 
-    pd.DataFrame(f32).to_csv(REPO / "benchmarks" / "results" / "inference_float32.csv", index=False)
+    name = "inference_float32" if args.data == "mnist" else f"inference_float32_{Path(args.data).name}"
+    pd.DataFrame(f32).to_csv(REPO / "benchmarks" / "results" / f"{name}.csv", index=False)
     if args.impute:
         impute_benchmark(X_train, X_test, args)
 

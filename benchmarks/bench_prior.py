@@ -96,7 +96,8 @@ from sklearn.mixture import GaussianMixture
 from sklearn.model_selection import train_test_split
 
 import sklearn_autodecoder
-from sklearn_autodecoder import AutoDecoder
+from _images import IMAGE_SETS, load_images
+from sklearn_autodecoder import AutoDecoder, ConvAutoDecoder
 from sklearn_autodecoder.datasets import load_mnist
 
 DATA = "/work/shared/data/mnist10k"
@@ -111,10 +112,14 @@ SETTINGS = dict(
 )
 # The decoder for the 64-pixel digits of --data digits.
 DIGITS_SETTINGS = dict(hidden_layer_sizes=(64, 128))
+# --model conv: the published MNIST decoder (its preset's settings otherwise).
+CONV_SETTINGS = dict(latent_prior="gmm", n_prior_components=10, max_iter=30)
 
 
 def load(name="mnist"):
     """(X_train, y_train, X_test, y_test): the MNIST subset, or scikit-learn's 8x8 digits."""
+    if name in IMAGE_SETS[1:]:  # 28x28 image sets of benchmarks/_images.py
+        return load_images(name)
     if name == "digits":
         X, y = load_digits(return_X_y=True)
         X_train, X_test, y_train, y_test = train_test_split(X / 16.0, y, test_size=400, random_state=0)
@@ -150,7 +155,11 @@ def reconstruction_errors(model, X):
 
 def fit_and_score(settings, seed, threads, data):
     X_train, y_train, X_test, y_test = data
-    model = AutoDecoder(**settings, random_state=seed, n_jobs=threads)
+    settings = dict(settings)
+    if settings.pop("model", "mlp") == "conv":
+        model = ConvAutoDecoder("mnist", **settings, random_state=seed, n_jobs=threads)
+    else:
+        model = AutoDecoder(**settings, random_state=seed, n_jobs=threads)
     t0 = time.perf_counter()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)  # max_iter is the budget here
@@ -159,14 +168,14 @@ def fit_and_score(settings, seed, threads, data):
         bce, mse = reconstruction_errors(model, X_test)
     row = {"seed": seed, "test BCE/px": bce, "test MSE/px": mse, "fit s": fit_s, "epochs": model.n_iter_}
     if settings["latent_prior"] == "gmm":
-        row["model"] = "AutoDecoder(latent_prior='gmm')"
+        row["model"] = f"{type(model).__name__}(latent_prior='gmm')"
         row["test ARI"] = adjusted_rand_score(y_test, model.predict(X_test))
         with torch.no_grad():
             proba = model.prior_.responsibilities(torch.as_tensor(model.embedding_, dtype=torch.float32))
         row["train ARI"] = adjusted_rand_score(y_train, proba.argmax(1).numpy())
         row["weights min/max"] = f"{model.prior_weights_.min():.3f}/{model.prior_weights_.max():.3f}"
     else:
-        row["model"] = "AutoDecoder(latent_prior='none')"
+        row["model"] = f"{type(model).__name__}(latent_prior='none')"
     return row, model
 
 
@@ -228,18 +237,24 @@ def main():
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     p.add_argument("--prior-free-seeds", type=int, nargs="*", default=[0],
                    help="seeds of the prior-free models (default 0; none to skip)")
-    p.add_argument("--data", choices=["mnist", "digits"], default="mnist",
-                   help="the MNIST subset, or scikit-learn's 8x8 digits (hidden_layer_sizes=(64, 128))")
+    p.add_argument("--data", choices=["mnist", "digits", *IMAGE_SETS[1:]], default="mnist",
+                   help="the MNIST subset, scikit-learn's 8x8 digits (hidden_layer_sizes=(64, 128)), or a "
+                        "28x28 image set of benchmarks/_images.py")
+    p.add_argument("--model", choices=["mlp", "conv"], default="mlp",
+                   help="AutoDecoder with SETTINGS, or ConvAutoDecoder('mnist') with CONV_SETTINGS")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="change a setting")
     args = p.parse_args()
     RESULTS.mkdir(exist_ok=True)
-    settings = dict(SETTINGS, **(DIGITS_SETTINGS if args.data == "digits" else {}))
+    if args.model == "conv":
+        settings = dict(CONV_SETTINGS, model="conv")
+    else:
+        settings = dict(SETTINGS, **(DIGITS_SETTINGS if args.data == "digits" else {}))
     for item in args.set:
         key, _, value = item.partition("=")
         settings[key] = parse_value(value)
     data = load(args.data)
     print(f"sklearn_autodecoder from {sklearn_autodecoder.__file__}")
-    rows = baselines(data[0], data[2], data[3], args.seeds, settings["n_components"])
+    rows = baselines(data[0], data[2], data[3], args.seeds, settings.get("n_components", 20))
     model = None
     for seed in args.seeds:
         row, fitted = fit_and_score(settings, seed, args.threads, data)
@@ -255,7 +270,8 @@ def main():
                        "epochs", "fit s"]))
     print()
     print(table(summary(rows), ["model", "seeds", "test ARI", "train ARI", "test BCE/px", "test MSE/px", "fit s"]))
-    path = RESULTS / ("bench_prior_samples.png" if args.data == "mnist" else f"bench_prior_samples_{args.data}.png")
+    suffix = "" if args.data == "mnist" else f"_{args.data}"
+    path = RESULTS / f"bench_prior_samples{suffix}{'_conv' if args.model == 'conv' else ''}.png"
     save_samples(model, path, seed=0)
     print(f"saved {path}")
 

@@ -93,8 +93,9 @@ from sklearn_autodecoder import (
 common = dict(device="cpu", random_state=0)
 if shape == (8, 8):
     settings = dict(n_components=8, hidden_layer_sizes=(64, 128), loss="bce")
-    autodecoder = AutoDecoder(init="nearest", max_iter=100, **settings, **common)
-    autoencoder = AutoEncoder(max_iter=100, **settings, **common)
+    # Early stopping ("auto") ends both fits where their held-out loss is lowest.
+    autodecoder = AutoDecoder(init="nearest", **settings, **common)
+    autoencoder = AutoEncoder(**settings, **common)
 else:
     autodecoder = ConvAutoDecoder("mnist", init="nearest", max_iter=15, **common)
     autoencoder = ConvAutoEncoder("mnist", max_iter=15, **common)

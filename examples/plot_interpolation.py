@@ -64,9 +64,7 @@ X_train, X_test, y_train, y_test = train_test_split(X, y, test_size=300, random_
 # (``preset="mnist"``) for MNIST.
 common = dict(init="nearest", device="cpu", random_state=0)
 if shape == (8, 8):
-    model = AutoDecoder(
-        n_components=8, hidden_layer_sizes=(64, 128), loss="bce", max_iter=100, **common
-    )
+    model = AutoDecoder(n_components=8, hidden_layer_sizes=(64, 128), loss="bce", **common)
 else:
     model = ConvAutoDecoder("mnist", max_iter=15, **common)
 model.fit(X_train)

@@ -48,7 +48,6 @@ model = AutoDecoder(
     loss="bce",
     latent_prior="gmm",
     n_prior_components=10,
-    max_iter=60,
     device="cpu",
     random_state=0,
 ).fit(X_train)

@@ -75,7 +75,7 @@ def load_data():
 X_train, X_stimuli, y_stimuli = load_data()
 
 N_SEEDS = 6
-SETTINGS = dict(n_components=8, hidden_layer_sizes=(64, 128), max_iter=50, device="cpu")
+SETTINGS = dict(n_components=8, hidden_layer_sizes=(64, 128), device="cpu")
 
 activations = {"AutoEncoder": [], "AutoDecoder": []}
 with warnings.catch_warnings():

@@ -22,6 +22,12 @@ from ._compat import StrOptions
 from ._likelihoods import get_likelihood
 from .nn import ACTIVATIONS, MLPDecoder, MLPEncoder
 
+# early_stopping="auto" holds out samples when the training set has at most
+# this many (and at least two): small tables, where an MLP decoder overfits
+# soonest and a fit with its validation passes still takes seconds.
+AUTO_EARLY_STOPPING_MAX_SAMPLES = 10_000
+
+
 def check_module_widths(module, n_in, n_out, name):
     """Raise a clear ValueError unless ``module`` maps (2, n_in) to (2, n_out).
 
@@ -97,6 +103,9 @@ class MLPDecoderMixin:
                 "connectivity sets a sparse *linear* decoder: pass hidden_layer_sizes=()."
             )
         return mask.astype(bool)
+
+    def _auto_early_stopping(self, n_samples):
+        return 2 <= n_samples <= AUTO_EARLY_STOPPING_MAX_SAMPLES
 
     def _build_decoder(self, n_features, settings):
         if self.decoder is not None:

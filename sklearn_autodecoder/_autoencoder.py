@@ -172,11 +172,12 @@ class AutoEncoder(MLPDecoderMixin, BaseAutoEncoder):
         training loss (then a ``ConvergenceWarning`` says when ``max_iter``
         ends training first).
 
-    early_stopping : bool, default=False
+    early_stopping : "auto" or bool, default="auto"
         Hold out ``validation_fraction`` of the samples and stop when their
         reconstruction loss (through the encoder) has not improved (see
         ``tol``) for ``n_iter_no_change`` epochs. The best encoder and decoder
-        are restored.
+        are restored; a fit stopped this way does not warn. "auto" turns it
+        on for 2 to 10,000 training samples, where an MLP overfits soonest.
 
     validation_fraction : float, default=0.1
         Fraction of the samples held out when ``early_stopping`` is True or a
@@ -329,7 +330,7 @@ class AutoEncoder(MLPDecoderMixin, BaseAutoEncoder):
         max_iter=200,
         batch_size=64,
         tol=1e-4,
-        early_stopping=False,
+        early_stopping="auto",
         validation_fraction=0.1,
         n_iter_no_change=10,
         callbacks=None,
@@ -440,11 +441,12 @@ class ConvAutoEncoder(ConvDecoderMixin, BaseAutoEncoder):
         training loss (then a ``ConvergenceWarning`` says when ``max_iter``
         ends training first).
 
-    early_stopping : bool, default=False
+    early_stopping : "auto" or bool, default="auto"
         Hold out ``validation_fraction`` of the samples and stop when their
         reconstruction loss (through the encoder) has not improved (see
         ``tol``) for ``n_iter_no_change`` epochs. The best encoder and decoder
-        are restored.
+        are restored; a fit stopped this way does not warn. "auto" keeps it
+        off for the convolutional presets (their published recipes).
 
     validation_fraction : float, default=0.1
         Fraction of the samples held out when ``early_stopping`` is True or a
@@ -593,7 +595,7 @@ class ConvAutoEncoder(ConvDecoderMixin, BaseAutoEncoder):
         max_iter=None,
         batch_size=None,
         tol=1e-4,
-        early_stopping=False,
+        early_stopping="auto",
         validation_fraction=0.1,
         n_iter_no_change=10,
         callbacks=None,

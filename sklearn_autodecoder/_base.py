@@ -53,6 +53,7 @@ from ._load import LowLoadWarning, decoder_load, n_free_parameters
 from ._likelihoods import LIKELIHOODS, Likelihood, get_likelihood, wrap_keeping_logits
 from ._losses import decoded_losses
 from ._tensors import tensors_in, tensors_in_out
+from ._warnings import warn
 from ._threads import forward_flops, resolve_n_threads, torch_threads
 from ._training import RepresentationNet, make_callbacks, needs_validation
 from .nn import RepresentationModel
@@ -147,7 +148,7 @@ class BaseRepresentationEstimator(
         "max_iter": [at_least_one()],
         "batch_size": [at_least_one()],
         "tol": [Interval(Real, 0, 1, closed="left")],
-        "early_stopping": ["boolean"],
+        "early_stopping": ["boolean", StrOptions({"auto"})],
         "validation_fraction": [Interval(Real, 0, 1, closed="neither")],
         "n_iter_no_change": [at_least_one()],
         "callbacks": [list, None],
@@ -184,6 +185,10 @@ class BaseRepresentationEstimator(
     def _build_encoder(self, n_features, settings):
         """A torch module mapping (n, n_features) to (n, n_components)."""
         raise NotImplementedError
+
+    def _auto_early_stopping(self, n_samples):
+        """What ``early_stopping="auto"`` means for ``n_samples`` training samples."""
+        return False
 
     def _decoder_is_pca_linear(self):
         """Whether PCA solves the decoder when it is linear (sets it in the PCA start)."""
@@ -308,6 +313,7 @@ class BaseRepresentationEstimator(
         """
         settings = self._settings()
         partial = self.__dict__.get("_partial_fit_call", False)  # set by partial_fit
+        self.__dict__.pop("_start_is_pca", None)
         warm = (self.warm_start or partial) and hasattr(self, "decoder_")
         # The training's own likelihood object (trainable parameters continue on a warm start).
         likelihood = self._likelihood() if warm else self._make_likelihood(settings["loss"])
@@ -321,7 +327,9 @@ class BaseRepresentationEstimator(
                 "warm_start=True needs the same n_components as the previous fit "
                 f"({self.n_components_}), got {settings['n_components']}."
             )
-        validate = not partial and (self.early_stopping or needs_validation(self.callbacks))
+        # partial_fit: one epoch over the chunk, no held-out split.
+        early_stopping = not partial and self._resolve_early_stopping(len(data))
+        validate = early_stopping or (not partial and needs_validation(self.callbacks))
         train, valid = self._split(len(data), generator, validate)
         # Under torch.distributed each rank trains on its own shard of the rows.
         train, valid = distributed.shard(train), distributed.shard(valid)
@@ -356,10 +364,17 @@ class BaseRepresentationEstimator(
                 self._latent_prior(settings, None if prior is None else prior.to(data.device)),
                 likelihood.to(data.device),
             )
-            net = self._make_net(model, optimizer, held_out, settings, data, generator)
+            net = self._make_net(model, optimizer, held_out, settings, data, generator, early_stopping)
             net.fit((train_data, None if valid is None else data.take(valid)))
             if not partial:
                 self._warn_unconverged(net, settings)
+            if self._kept_start(net, prior, valid, warm):
+                # Early stopping kept the start, PCA of the training rows: the
+                # same start computed on every row is the better model.
+                train, valid = np.arange(len(data)), None
+                with seeded_cpu_rng(generator):
+                    module = self._make_representation(decoder, data, settings, False, generator, 0).module
+            self.__dict__.pop("_start_is_pca", None)
 
             self.device_ = data.device
             self.decoder_ = decoder.eval()
@@ -429,17 +444,65 @@ class BaseRepresentationEstimator(
         finally:
             del self.__dict__["_partial_fit_call"]
 
+    def _kept_start(self, net, prior, valid, warm):
+        """Whether early stopping kept a start computed in closed form (PCA) from the rows.
+
+        Only single-process fits without a prior: the start is then a
+        function of the training rows alone, and refitting it on all rows
+        costs one SVD.
+        """
+        start_is_pca = self.__dict__.pop("_start_is_pca", False)
+        stopping = dict(net.callbacks_).get("early_stopping")
+        return (
+            start_is_pca
+            and stopping is not None
+            and stopping.best_epoch_ == 0
+            and valid is not None
+            and prior is None
+            and not warm
+            and not distributed.is_active()
+        )
+
+    def _resolve_early_stopping(self, n_samples):
+        """``early_stopping`` as a bool; "auto" asks the architecture (``_auto_early_stopping``)."""
+        if self.early_stopping == "auto":
+            return bool(self._auto_early_stopping(n_samples))
+        return bool(self.early_stopping)
+
     def _warn_unconverged(self, net, settings):
-        """ConvergenceWarning when max_iter ended a fit whose training loss still improved."""
-        convergence = dict(net.callbacks_).get("training_convergence")
-        if convergence is not None and not convergence.converged_ and len(net.history) >= settings["max_iter"]:
-            warnings.warn(
+        """ConvergenceWarning when max_iter ended a fit that was still improving.
+
+        With early stopping: the held-out loss had improved (by more than
+        ``tol``) within the last ``n_iter_no_change`` epochs, so more epochs
+        would likely help. Without: the training loss was still improving;
+        more epochs may then overfit, so the advice names early stopping too.
+        A fit stopped by its stopping rule does not warn.
+        """
+        callbacks = dict(net.callbacks_)
+        if len(net.history) < settings["max_iter"]:
+            return
+        stopping = callbacks.get("early_stopping")
+        if stopping is not None:
+            if stopping.stopped_ or stopping.misses_ >= self.n_iter_no_change:
+                return
+            message = (
+                f"Training stopped at max_iter={settings['max_iter']} epochs while the held-out "
+                f"loss was still improving (by more than tol={self.tol} within the last "
+                f"{self.n_iter_no_change} epochs); the best state, from epoch "
+                f"{stopping.best_epoch_}, was kept. Increase max_iter to train longer."
+            )
+        else:
+            convergence = callbacks.get("training_convergence")
+            if convergence is None or convergence.converged_:
+                return
+            message = (
                 f"Training stopped at max_iter={settings['max_iter']} epochs before the training "
                 f"loss converged (relative improvement below tol={self.tol} for "
-                f"{self.n_iter_no_change} epochs). Increase max_iter, or raise tol.",
-                ConvergenceWarning,
-                stacklevel=4,
+                f"{self.n_iter_no_change} epochs). More epochs can overfit: set "
+                "early_stopping=True to stop where the loss on held-out samples is lowest, or "
+                "increase max_iter."
             )
+        warn(message, ConvergenceWarning)
 
     def _threads(self):
         """Context limiting torch (and BLAS) threads for the estimator's own work.
@@ -488,17 +551,16 @@ class BaseRepresentationEstimator(
         n_weights = n_free_parameters(decoder)
         load = decoder_load(n_train, n_values / n_train, settings["n_components"], n_weights)
         if load < 1:
-            warnings.warn(
+            warn(
                 f"The decoder load N*n/(W + N*m) is {load:.3g} < 1: {n_values} data values "
                 f"for {n_weights} decoder weights and {n_train * settings['n_components']} "
                 "latent values, so the fit is under-determined. Use more samples, a smaller "
                 "decoder or fewer components.",
                 LowLoadWarning,
-                stacklevel=4,
             )
         return {"decoder_load_": load}
 
-    def _make_net(self, model, representation_optimizer, held_out, settings, data, generator):
+    def _make_net(self, model, representation_optimizer, held_out, settings, data, generator, early_stopping):
         verbose = int(self.verbose) if distributed.rank() == 0 else 0  # one log, rank 0's
         return RepresentationNet(
             model,
@@ -519,7 +581,7 @@ class BaseRepresentationEstimator(
             callbacks=make_callbacks(
                 self.callbacks,
                 verbose=verbose,
-                early_stopping=self.early_stopping,
+                early_stopping=early_stopping,
                 n_iter_no_change=self.n_iter_no_change,
                 tol=self.tol,
             ),

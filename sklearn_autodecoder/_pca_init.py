@@ -28,6 +28,10 @@ from scipy.linalg import svd
 # Iterative SVD imputation stops when the relative change of the filled-in
 # values' sum of squares falls below this.
 SVD_TOL = 1e-6
+# The ReLU decoder's linear start is exact for latents down to -(this many
+# times the training latents' largest magnitude + 1); float32 keeps z + shift
+# to about 1e-6 relative.
+RELU_START_SHIFT = 10.0
 # Lower bound of the noise variance, relative to the data's mean variance:
 # keeps the posterior well defined when n_components fits X exactly.
 MIN_NOISE = 1e-6
@@ -187,6 +191,71 @@ def set_linear_decoder(decoder, weight, bias):
     layer.weight.copy_(w if mask is None else w * mask)
     layer.bias.copy_(torch.as_tensor(bias, dtype=layer.bias.dtype, device=layer.bias.device))
     return decoder
+
+
+@torch.no_grad()
+def set_relu_decoder_linear(decoder, weight, bias, latents):
+    """Start a ReLU MLP decoder at the linear map ``z -> weight @ z + bias``.
+
+    The first ``n_components`` units of the first hidden layer compute
+    ``relu(z + c)``, which is ``z + c`` for every ``z > -c``; later hidden
+    layers pass them through unchanged (they are positive), and the output
+    layer maps them to ``weight @ (z + c) + bias - weight @ c``. ``c`` is
+    ``RELU_START_SHIFT`` times the largest ``|latent|`` plus one, so the map
+    is exact on the training latents and far beyond them (new samples'
+    whitened scores can be large along a weak component), and the gradient with respect to
+    ``z`` is never cut (a pair ``relu(z) - relu(-z)`` would be exact
+    everywhere but has no gradient at ``z = 0``, where ``init="zeros"``
+    starts). The other hidden units keep their random weights but start with
+    zero output weights, so the decoder's output is the linear map (at PCA's
+    ``weight`` and ``bias``, the PCA reconstruction), and training adds the
+    nonlinear part from there. Every parameter stays trainable.
+
+    Parameters
+    ----------
+    decoder : torch.nn.Sequential
+        Alternating ``nn.Linear`` and ``nn.ReLU`` layers (an MLP decoder with
+        ``activation="relu"``), then the output ``nn.Linear`` and an
+        identity; each hidden layer at least ``n_components`` wide.
+    weight : ndarray of shape (n_features, n_components)
+    bias : ndarray of shape (n_features,)
+    latents : ndarray of shape (n_samples, n_components)
+        The training latents (they set the shift ``c``).
+
+    Returns
+    -------
+    applied : bool
+        False, leaving the decoder untouched, when it is not of that form.
+    """
+    layers = list(decoder.children())
+    linears = layers[0::2]
+    activations = layers[1::2]
+    m = weight.shape[1]
+    if (
+        len(layers) < 4
+        or len(layers) % 2
+        or not all(type(layer) is torch.nn.Linear for layer in linears)
+        or not all(isinstance(a, torch.nn.ReLU) for a in activations[:-1])
+        or not isinstance(activations[-1], torch.nn.Identity)
+        or linears[0].in_features != m
+        or linears[-1].out_features != weight.shape[0]
+        or any(layer.out_features < m for layer in linears[:-1])
+    ):
+        return False
+    shift = RELU_START_SHIFT * float(np.max(np.abs(latents), initial=0.0)) + 1.0
+    first, *middle, last = linears
+    first.weight[:m] = torch.eye(m, dtype=first.weight.dtype, device=first.weight.device)
+    first.bias[:m] = shift
+    for layer in middle:
+        layer.weight[:m] = 0
+        layer.weight[:m, :m] = torch.eye(m, dtype=layer.weight.dtype, device=layer.weight.device)
+        layer.bias[:m] = 0
+    weight = np.asarray(weight, dtype=np.float64)
+    last.weight.zero_()
+    last.weight[:, :m] = torch.as_tensor(weight, dtype=last.weight.dtype, device=last.weight.device)
+    offset = np.asarray(bias, dtype=np.float64) - shift * weight.sum(axis=1)
+    last.bias.copy_(torch.as_tensor(offset, dtype=last.bias.dtype, device=last.bias.device))
+    return True
 
 
 # ---- probabilistic PCA and factor analysis with missing values ---------------

@@ -25,7 +25,7 @@ from . import _distributed as distributed
 from ._amortized import encode
 from ._data import slices
 from ._inference import decode_in_chunks, nearest_latents
-from ._pca_init import linear_layer, pca_project, pca_start, set_linear_decoder
+from ._pca_init import linear_layer, pca_project, pca_start, set_linear_decoder, set_relu_decoder_linear
 from ._priors import best_prior_starts, prior_wants_data_start
 
 # Training latents start as N(0, LATENT_INIT_STD^2): small, so that the decoder
@@ -82,10 +82,11 @@ START_STRATEGIES = {
 INIT_STRATEGIES = tuple(START_STRATEGIES)
 # Starts that a prior's start candidates replace: with a mixture prior, the
 # component mean or training latent (the rows of init="nearest") with the
-# lowest objective, reconstruction plus prior, is more often in the right
+# lowest objective, reconstruction plus prior (for "nearest" too: the same
+# rows, ranked with the prior), is more often in the right
 # cluster than the best mean (benchmarks/bench_prior.py, seed 0: test ARI
 # 0.617 against 0.594 from the means alone; predict 4.5 s against 2.4 s).
-PRIOR_MODE_STARTS = frozenset({"zeros", "mean"})
+PRIOR_MODE_STARTS = frozenset({"zeros", "mean", "nearest"})
 
 
 class LatentStartsMixin:
@@ -118,11 +119,15 @@ class LatentStartsMixin:
         return data_start and not distributed.is_active()
 
     def _pca_start(self, decoder, data, n_components, likelihood):
-        """Whitened PCA latents of the training rows; a linear decoder starts at PCA itself.
+        """Whitened PCA latents of the training rows; the decoder starts at PCA itself.
 
         A linear decoder then begins at the least-squares optimum that
-        training would otherwise approach over many epochs, and a nonlinear
-        one from the best linear coordinates (as GLO does). The SVD sees at
+        training would otherwise approach over many epochs; the package's
+        ReLU MLP decoder (under MSE) begins at the same reconstruction,
+        exactly (:func:`~._pca_init.set_relu_decoder_linear`), and learns the
+        nonlinear part from there (early stopping keeps the start where
+        training cannot beat it on held-out rows); other decoders start from
+        the best linear coordinates (as GLO does). The SVD sees at
         most PCA_START_MAX_VALUES values; on larger data it runs on evenly
         spaced rows (PCA_SUBSAMPLE_VALUES values), and every row then gets its
         projection on their basis, batch by batch.
@@ -138,8 +143,14 @@ class LatentStartsMixin:
             for rows in slices(len(data), max(PCA_SUBSAMPLE_VALUES // n_features, 1)):
                 latents[rows] = pca_project(data.host_array(rows, np.float64), weight, bias)
         # PCA is the optimum of the package's dense linear decoder under MSE only.
-        if likelihood.pca_is_optimum and self._decoder_is_pca_linear() and linear_layer(decoder) is not None:
-            set_linear_decoder(decoder, weight, bias)
+        # _start_is_pca tells fit that the start is PCA's own model (see
+        # BaseRepresentationEstimator._kept_start).
+        if likelihood.pca_is_optimum and self._decoder_is_pca_linear():
+            if linear_layer(decoder) is not None:
+                set_linear_decoder(decoder, weight, bias)
+                self._start_is_pca = True
+            else:
+                self._start_is_pca = set_relu_decoder_linear(decoder, weight, bias, latents)
         return torch.as_tensor(latents, dtype=torch.float32)
 
     def _held_out_start(self, reference, n_held_out):

@@ -13,14 +13,16 @@ what differs from supervised training:
   since they have no trained latents.
 """
 
+import copy
 import math
 import sys
 import time
 
 import numpy as np
 import torch
+from scipy.stats import t as student_t
 from skorch import NeuralNet
-from skorch.callbacks import Callback, EarlyStopping, PrintLog, ProgressBar
+from skorch.callbacks import Callback, PrintLog, ProgressBar
 from skorch.utils import Ansi, TeeGenerator
 
 from . import _distributed as distributed
@@ -28,6 +30,12 @@ from ._data import slices
 from ._devices import autocast
 from ._losses import decoded_losses
 
+# An epoch replaces the start (e.g. the PCA solution) only if a one-sided
+# paired t-test on the held-out rows' losses finds it better at this level.
+START_TEST_LEVEL = 0.05
+# With fewer held-out rows the test has no power worth the name (and the
+# rows' loss differences are far from normal): the start is kept.
+START_TEST_MIN_ROWS = 5
 # Adam's learning rate for a latent prior's parameters (the DGD code's).
 PRIOR_LEARNING_RATE = 1e-2
 
@@ -201,10 +209,14 @@ class RepresentationNet(NeuralNet):
         self.history.record(prefix + "_loss", mean)
         self.history.record(prefix + "_loss_best", not previous or mean < min(previous))
 
-    def _objective(self, z, x, mask):
+    def _objective(self, z, x, mask, return_rows=False):
         # decoded_losses works from the decoder's logits for BCE (a gradient
         # that does not vanish when saturated), in the data's dtype.
         losses = decoded_losses(self.module_.decoder, z, x, self.module_.likelihood, mask)
+        total = self._total(z, x, mask, losses)
+        return (total, losses) if return_rows else total
+
+    def _total(self, z, x, mask, losses):
         data = losses.sum()
         prior = self.module_.prior
         if prior is None:
@@ -277,8 +289,10 @@ class RepresentationNet(NeuralNet):
                 with torch.no_grad():
                     z = self.module_.representation(index, x)
             with torch.no_grad():
-                total = self._objective(z, x, mask)
-        return {"loss": total / len(index), "y_pred": z}
+                total, rows = self._objective(z, x, mask, return_rows=True)
+        # Each held-out row's reconstruction loss: early stopping compares
+        # epochs with the start row by row (HeldOutEarlyStopping).
+        return {"loss": total / len(index), "y_pred": z, "row_losses": rows.detach()}
 
 
 def format_duration(seconds):
@@ -400,6 +414,137 @@ class TrainingConvergence(Callback):
             raise KeyboardInterrupt  # skorch's way to end fit early
 
 
+class HeldOutEarlyStopping(Callback):
+    """Stop where the held-out loss is lowest, and restore that state.
+
+    Unlike skorch's ``EarlyStopping``, the *starting* model is a candidate
+    (one validation pass before the first epoch): a fit that does not beat
+    its own start on the held-out rows (e.g. an MLP decoder started at the
+    PCA solution, on a small table it can only overfit) ends where it began.
+    An epoch's state replaces the start only when a one-sided paired t-test
+    on the held-out rows' reconstruction losses finds it better at the 5%
+    level (``START_TEST_LEVEL``), on at least ``START_TEST_MIN_ROWS`` rows:
+    with few held-out rows, a lucky epoch does not count. Among the epochs
+    that pass, the lowest validation loss is kept.
+
+    Stopping: after each epoch, a validation loss below ``(1 - tol)`` times
+    the lowest so far resets the patience; when ``patience`` epochs have
+    passed without one, training stops. At the end of training the kept
+    state (decoder, latents, prior) is loaded back.
+
+    Attributes
+    ----------
+    best_loss_ : float
+        Validation loss of the kept state.
+    best_epoch_ : int
+        Epoch of the kept state; 0 is the start.
+    stopped_ : bool
+        Whether the patience ran out (the fit stopped for that reason).
+    misses_ : int
+        Epochs since the validation loss last improved by more than ``tol``.
+    """
+
+    def __init__(self, tol, patience, sink=None):
+        self.tol = tol
+        self.patience = patience
+        self.sink = sink
+
+    def initialize(self):
+        self.best_loss_ = math.inf
+        self.best_epoch_ = 0
+        self.stopped_ = False
+        self.misses_ = 0
+        self._lowest = math.inf
+        self._best_state = None
+        self._start_rows = None
+        self._rows = []
+        return self
+
+    def on_train_begin(self, net, X=None, y=None, **kwargs):
+        valid = X[1] if isinstance(X, tuple) else None
+        self.initialize()
+        if valid is None:
+            return
+        self.best_loss_, self._start_rows = start_loss(net, valid)
+        self._lowest = self.best_loss_
+        self._best_state = _snapshot(net)
+        self.best_epoch_ = len(net.history)
+
+    def on_epoch_begin(self, net, **kwargs):
+        self._rows = []
+
+    def on_batch_end(self, net, training=False, row_losses=None, **kwargs):
+        if not training and row_losses is not None:
+            self._rows.append(row_losses)
+
+    def on_epoch_end(self, net, **kwargs):
+        loss = net.history[-1].get("valid_loss")
+        if loss is None:
+            return
+        if loss < self._lowest * (1 - self.tol):
+            self.misses_ = 0
+        else:
+            self.misses_ += 1
+        self._lowest = min(self._lowest, loss)
+        if loss < self.best_loss_ and self._beats_start():
+            self.best_loss_, self.best_epoch_ = loss, len(net.history)
+            self._best_state = _snapshot(net)
+        if self.misses_ >= self.patience:
+            self.stopped_ = True
+            if self.sink is not None:
+                self.sink(
+                    f"Stopping since valid_loss has not improved in the last {self.patience} "
+                    f"epochs. The kept state is from epoch {self.best_epoch_} "
+                    f"(valid_loss {self.best_loss_:.6f})."
+                )
+            raise KeyboardInterrupt  # skorch's way to end fit early
+
+    def _beats_start(self):
+        """Whether this epoch's held-out row losses beat the start's (paired t-test)."""
+        if self._start_rows is None or not self._rows:
+            return True
+        gain = self._start_rows - torch.cat(self._rows).to(self._start_rows.dtype)
+        n = len(gain)
+        mean = distributed.global_mean(gain.sum(), n)
+        square = distributed.global_mean(gain.pow(2).sum(), n)
+        n = _global_count(n)
+        if n < START_TEST_MIN_ROWS:
+            return False
+        variance = max(square - mean**2, 0.0) * n / (n - 1)
+        return mean > student_t.ppf(1 - START_TEST_LEVEL, n - 1) * math.sqrt(variance / n)
+
+    def on_train_end(self, net, **kwargs):
+        if self._best_state is not None and self.best_epoch_ != len(net.history):
+            net.module_.load_state_dict(self._best_state)
+        # Not kept in the fitted estimator's callbacks.
+        self._best_state, self._start_rows, self._rows = None, None, []
+
+
+def _global_count(n):
+    """``n`` summed over the ranks of ``torch.distributed`` (``n`` without one)."""
+    if not distributed.is_active():
+        return n
+    return round(distributed.global_mean(torch.tensor(float(n)), 1) * torch.distributed.get_world_size())
+
+
+def _snapshot(net):
+    """A copy of the model's state (decoder, latents, prior) on its device."""
+    return copy.deepcopy(net.module_.state_dict())
+
+
+def start_loss(net, valid):
+    """Validation loss of the model as it stands, before any epoch, and its per-row losses."""
+    total, count, rows = None, 0, []
+    for batch in net.get_iterator(valid, training=False):
+        step = net.validation_step(batch)
+        size = len(batch[0])
+        loss = step["loss"].detach()
+        total = loss * size if total is None else total + loss * size
+        count += size
+        rows.append(step["row_losses"])
+    return distributed.global_mean(total, count), torch.cat(rows)
+
+
 def make_callbacks(user_callbacks, *, verbose, early_stopping, n_iter_no_change, tol):
     """The callbacks of a fit: divergence check, progress bar, stopping rule, then the user's."""
     callbacks = [("stop_on_non_finite", StopOnNonFinite())]
@@ -410,13 +555,7 @@ def make_callbacks(user_callbacks, *, verbose, early_stopping, n_iter_no_change,
         callbacks.append(
             (
                 "early_stopping",
-                EarlyStopping(
-                    monitor="valid_loss",
-                    patience=n_iter_no_change,
-                    threshold=tol,
-                    load_best=True,
-                    sink=print if verbose else (lambda *a, **k: None),
-                ),
+                HeldOutEarlyStopping(tol, n_iter_no_change, sink=print if verbose else None),
             )
         )
     else:

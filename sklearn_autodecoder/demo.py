@@ -17,7 +17,7 @@ from sklearn.model_selection import train_test_split
 from sklearn_autodecoder import AutoDecoder
 
 
-def run(n_components=8, max_iter=150, output="autodecoder_demo.png", random_state=0):
+def run(n_components=8, max_iter=500, output="autodecoder_demo.png", random_state=0):
     """Fit both models, print their test errors, save the picture.
 
     Returns
@@ -82,7 +82,7 @@ def _save_grid(originals, pca_hat, ad_hat, path):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n-components", type=int, default=8)
-    parser.add_argument("--max-iter", type=int, default=150, help="training epochs")
+    parser.add_argument("--max-iter", type=int, default=500, help="most training epochs")
     parser.add_argument("--output", default="autodecoder_demo.png", help="PNG path ('' for none)")
     args = parser.parse_args(argv)
     run(args.n_components, args.max_iter, args.output)

@@ -78,8 +78,9 @@ def test_fit_is_seeded_and_leaves_global_rng_alone(X):
 
 
 def test_training_reduces_the_loss(X):
+    # early_stopping=False (the old default): all 50 epochs on all rows.
     ae = AutoEncoder(n_components=2, hidden_layer_sizes=(16,), learning_rate=1e-2, max_iter=50,
-                     batch_size=16, random_state=0, device="cpu")
+                     batch_size=16, random_state=0, device="cpu", early_stopping=False)
     ae.fit(X)
     # Below the 1.0 per sample of predicting 0.5 everywhere (uniform data, 12 features).
     assert ae.loss_curve_[-1] < 0.3 * ae.loss_curve_[0] and ae.loss_curve_[-1] < 1.0
@@ -103,7 +104,8 @@ def test_warm_start_continues_from_the_fitted_modules(X):
 
 
 def test_loads(X):
-    ae = AutoEncoder(n_components=3, hidden_layer_sizes=(), **FAST).fit(X)
+    # early_stopping=False (the old default): the loads count all 60 rows.
+    ae = AutoEncoder(n_components=3, hidden_layer_sizes=(), early_stopping=False, **FAST).fit(X)
     n, m = X.shape[1], 3
     assert ae.encoder_load_ == pytest.approx(60 * m / (n * m + m))
     assert ae.decoder_load_ == pytest.approx(60 * n / (m * n + n + 60 * m))

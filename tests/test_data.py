@@ -81,7 +81,8 @@ def test_uint8_pixels_are_scaled_for_image_estimators(tmp_path):
 def test_integer_input_is_taken_as_values_by_mlp_estimators():
     X = np.random.RandomState(0).randint(0, 3, size=(60, 5)).astype(np.uint8)
     for cls in (AutoDecoder, AutoEncoder):
-        model = cls(n_components=2, hidden_layer_sizes=(), max_iter=40, **CPU).fit(X)
+        # early_stopping=False (the old default): all 40 epochs on all rows.
+        model = cls(n_components=2, hidden_layer_sizes=(), max_iter=40, early_stopping=False, **CPU).fit(X)
         assert model.transform(X).dtype == np.float32
         # Reconstructions live on the data's own scale (0..2), not on [0, 1/255].
         assert model.inverse_transform(model.transform(X)).max() > 1

@@ -54,7 +54,14 @@ PARAMETER_DIFFERENCES = {
     "optimizer": (BY_FAMILY, "an autoencoder trains its encoder with the decoder's settings"),
     "learning_rate": (BY_FAMILY, "an autoencoder trains its encoder with the decoder's settings"),
     "weight_decay": (BY_FAMILY, "an autoencoder trains its encoder with the decoder's settings"),
-    "early_stopping": (BY_FAMILY, "held-out samples get inferred latents vs. encoder outputs"),
+    "early_stopping": (
+        (("AutoDecoder",), ("ConvAutoDecoder",), ("AutoEncoder",), ("ConvAutoEncoder",)),
+        "held-out samples get inferred latents vs. encoder outputs; 'auto' follows the decoder",
+    ),
+    "init": (
+        (("AutoDecoder",), ("ConvAutoDecoder",)),
+        "MLP decoders start from the nearest latent, the conv presets from the mean",
+    ),
     "warm_start": (BY_FAMILY, "an auto-decoder also starts the new samples' latents"),
     "random_state": (BY_FAMILY, "it seeds training latents vs. an encoder"),
     "verbose": (BY_FAMILY, "only the auto-decoders run (and report) inference"),

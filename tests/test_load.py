@@ -62,8 +62,10 @@ def test_loads_reject_bad_sizes(bad):
 
 def test_fit_stores_the_load_and_warns_below_one():
     X = np.random.RandomState(0).rand(40, 6)
-    # Linear decoder: W = 2*6 + 6 = 18; load = 240 / (18 + 80).
-    ad = AutoDecoder(n_components=2, hidden_layer_sizes=(), max_iter=1, random_state=0, device="cpu")
+    # Linear decoder: W = 2*6 + 6 = 18; load = 240 / (18 + 80). early_stopping=False
+    # (the old default): the load counts all 40 training rows.
+    ad = AutoDecoder(n_components=2, hidden_layer_sizes=(), max_iter=1, random_state=0, device="cpu",
+                     early_stopping=False)
     with warnings.catch_warnings():
         warnings.simplefilter("error", LowLoadWarning)
         ad.fit(X)
@@ -75,7 +77,8 @@ def test_fit_stores_the_load_and_warns_below_one():
 def test_load_counts_observed_entries_only():
     X = np.random.RandomState(0).rand(40, 6)
     X[:, :3] = np.nan  # half the entries missing: half the data values
-    ad = AutoDecoder(n_components=2, hidden_layer_sizes=(), max_iter=1, random_state=0, device="cpu")
+    ad = AutoDecoder(n_components=2, hidden_layer_sizes=(), max_iter=1, random_state=0, device="cpu",
+                     early_stopping=False)
     ad.fit(X)
     assert ad.decoder_load_ == pytest.approx(120 / 98)
 

@@ -67,7 +67,8 @@ def test_fit_uses_observed_entries_only(X):
     # output weights stay at their (seeded) initial values.
     X_nan = X.copy()
     X_nan[:, 5] = np.nan
-    params = dict(FAST, weight_decay=0.0)
+    # early_stopping=False (the old default): both fits train from the same start.
+    params = dict(FAST, weight_decay=0.0, early_stopping=False)
     short = AutoDecoder(**dict(params, max_iter=1)).fit(X_nan)
     long = AutoDecoder(**params).fit(X_nan)
     last_short, last_long = short.decoder_[-2], long.decoder_[-2]

@@ -35,8 +35,11 @@ def test_stock_skorch_callbacks_work(cls, X, tmp_path):
 
 
 def test_gradient_clipping_clips_the_decoder_only(X):
-    clipped = AutoDecoder(n_components=2, max_iter=3, callbacks=[GradientNormClipping(1e-6)], **CPU).fit(X)
-    free = AutoDecoder(n_components=2, max_iter=3, **CPU).fit(X)
+    # early_stopping=False (the old default): 3 epochs may not beat the PCA
+    # start, which early stopping would keep for both.
+    clipped = AutoDecoder(n_components=2, max_iter=3, callbacks=[GradientNormClipping(1e-6)],
+                          early_stopping=False, **CPU).fit(X)
+    free = AutoDecoder(n_components=2, max_iter=3, early_stopping=False, **CPU).fit(X)
     # The decoder barely moves; the latents still train, so the loss falls less.
     assert not np.allclose(clipped.embedding_, free.embedding_)
     assert clipped.loss_curve_[-1] > free.loss_curve_[-1]
@@ -54,8 +57,13 @@ def test_skorch_early_stopping_gets_held_out_rows(cls, X):
 def test_held_out_latents_belong_to_the_final_decoder(X):
     # Early stopping restores the best decoder; the held-out rows of embedding_
     # are inferred against it, so transform gives back the same latents.
+    # tanh: a start that training beats (a ReLU decoder's exact PCA start may be
+    # kept, and then refitted on every row). init="zeros" (the old default): the
+    # same start in fit and in transform (init="nearest" compares with every
+    # row of embedding_, which fit did not have yet for the held-out rows).
     ad = AutoDecoder(n_components=3, max_iter=60, early_stopping=True, n_iter_no_change=2,
-                     validation_fraction=0.2, tol=0.2, inference_max_iter=200, **CPU).fit(X)
+                     validation_fraction=0.2, tol=0.2, inference_max_iter=200, activation="tanh",
+                     init="zeros", **CPU).fit(X)
     assert ad.n_iter_ < 60
     inferred = ad.transform(X.astype(np.float32))  # float32, as in training
     n_valid = int(np.ceil(0.2 * len(X)))
@@ -76,7 +84,8 @@ def test_fit_leaves_global_rng_states_alone(X):
 
 
 def test_progress_bar_knows_the_number_of_batches(X, capsys):
-    AutoDecoder(n_components=2, max_iter=1, batch_size=30, verbose=2, **CPU).fit(X)
+    # early_stopping=False (the old default): no validation batch in the count.
+    AutoDecoder(n_components=2, max_iter=1, batch_size=30, verbose=2, early_stopping=False, **CPU).fit(X)
     err = capsys.readouterr().err
     assert "/4" in err  # 120 rows in batches of 30
 
