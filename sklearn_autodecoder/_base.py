@@ -301,6 +301,9 @@ class BaseRepresentationEstimator(
         data = self._rows(X, reset=True, likelihood=likelihood)
         check_precision(self.precision, data.device)
         seed = int(check_random_state(self.random_state).randint(np.iinfo(np.int32).max))
+        # Under torch.distributed every rank builds the same starts, split and
+        # shuffles from rank 0's seed (random_state=None draws differ per process).
+        seed = distributed.broadcast_seed(seed)
         generator = torch.Generator().manual_seed(seed)
         if warm and self.n_components_ != settings["n_components"]:
             raise ValueError(
@@ -309,8 +312,8 @@ class BaseRepresentationEstimator(
             )
         validate = self.early_stopping or needs_validation(self.callbacks)
         train, valid = self._split(len(data), generator, validate)
-        # Under torch.distributed each rank trains on its own shard of the rows.
-        train, valid = distributed.shard(train), distributed.shard(valid)
+        # Under torch.distributed every rank holds all rows and trains its own
+        # share of each global batch (see _distributed): same steps on every rank.
         train_data = data.take(train)
         with seeded_cpu_rng(generator):
             if warm:
@@ -354,8 +357,7 @@ class BaseRepresentationEstimator(
             self.loss_curve_ = [float(v) for v in net.history[:, "train_loss"]]
             for name, value in loads.items():
                 setattr(self, name, value)
-            # A generator every rank derives alike (the training one advanced with
-            # each rank's shard size), for what is fitted after the loop.
+            # A fresh generator for what is fitted after the loop.
             after = torch.Generator().manual_seed(seed + 1)
             self._finish_fit(module, data, train, valid, after, prior)
         return self

@@ -10,6 +10,8 @@ from contextlib import nullcontext
 
 import torch
 
+from ._distributed import local_cuda_device
+
 
 def _mps_available():
     mps = getattr(torch.backends, "mps", None)
@@ -31,16 +33,20 @@ def resolve_device(device):
     """Turn the ``device`` parameter into an available ``torch.device``.
 
     ``"auto"`` picks CUDA, then MPS, then the CPU. Anything else must name a
-    device that exists here, or a ValueError says which is missing.
+    device that exists here, or a ValueError says which is missing. Under
+    an initialised process group (``torchrun``), ``"auto"`` and an index-less
+    ``"cuda"`` mean this process's GPU, ``cuda:LOCAL_RANK``.
     """
     if isinstance(device, str) and device == "auto":
         if torch.cuda.is_available():
-            return torch.device("cuda")
+            return local_cuda_device()
         return torch.device("mps" if _mps_available() else "cpu")
     try:
         resolved = torch.device(device)
     except (RuntimeError, TypeError) as exc:
         raise ValueError(f"device={device!r} is not a valid torch device.") from exc
+    if resolved.type == "cuda" and resolved.index is None and torch.cuda.is_available():
+        resolved = _local_cuda()
     if not is_available(resolved):
         raise ValueError(
             f"device={device!r} was requested, but it is not available on this machine "

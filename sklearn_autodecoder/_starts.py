@@ -111,11 +111,9 @@ class LatentStartsMixin:
         The conv presets keep the published small random start, except with a
         mixture prior, which needs a data-driven start to cluster (from the
         DGD ball start it does not; see :mod:`._priors`). Under
-        ``torch.distributed`` each rank sees only its shard (the ranks' PCA
-        bases would differ).
+        ``torch.distributed`` every rank computes it from all the rows, alike.
         """
-        data_start = not self._random_latent_start or prior_wants_data_start(self.latent_prior)
-        return data_start and not distributed.is_active()
+        return not self._random_latent_start or prior_wants_data_start(self.latent_prior)
 
     def _pca_start(self, decoder, data, n_components, likelihood):
         """Whitened PCA latents of the training rows; a linear decoder starts at PCA itself.
