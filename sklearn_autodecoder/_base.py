@@ -564,16 +564,19 @@ class BaseRepresentationEstimator(
     def __getstate__(self):
         # A copy: object.__getstate__ returns the live __dict__ itself.
         state = dict(super().__getstate__())
-        for name in self._torch_attributes:
-            if state.get(name) is not None:
-                # Store CPU tensors so that a model fitted on a GPU loads anywhere.
-                state[name] = copy.deepcopy(state[name]).cpu()
+        for name, value in state.items():
+            # CPU tensors for every torch module and tensor, whatever its name
+            # (prior_ included), so that a model fitted on a GPU loads anywhere.
+            if isinstance(value, torch.nn.Module):
+                state[name] = copy.deepcopy(value).cpu()
+            elif isinstance(value, torch.Tensor):
+                state[name] = value.detach().cpu()
         return state
 
     def __setstate__(self, state):
         super().__setstate__(state)
         if "decoder_" in state:
             self.device_ = runnable_device(self.device_)
-            for name in self._torch_attributes:
-                if getattr(self, name, None) is not None:
+            for name, value in state.items():
+                if isinstance(value, torch.nn.Module):
                     setattr(self, name, getattr(self, name).to(self.device_))

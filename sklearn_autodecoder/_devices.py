@@ -119,7 +119,11 @@ class CompiledModule(torch.nn.Module):
         if self._compiled is not None:
             try:
                 return self._compiled(*args)
-            except Exception as exc:  # noqa: BLE001 - any compiler failure falls back
+            except (torch.OutOfMemoryError, MemoryError):
+                raise  # not a compiler failure: eager would run out of memory too
+            except Exception as exc:  # noqa: BLE001 - a compiler failure falls back
+                # An error of the network itself (eager fails too) is raised as it is.
+                output = self.module(*args)
                 warnings.warn(
                     f"torch.compile failed ({type(exc).__name__}: {str(exc)[:200]}); "
                     "running the network eagerly.",
@@ -127,4 +131,5 @@ class CompiledModule(torch.nn.Module):
                     stacklevel=2,
                 )
                 object.__setattr__(self, "_compiled", None)
+                return output
         return self.module(*args)
