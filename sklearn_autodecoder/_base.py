@@ -293,6 +293,11 @@ class BaseRepresentationEstimator(
         self : object
             The fitted estimator.
         """
+        # Under torchrun the ranks fit alike: their warnings too, shown once (rank 0's).
+        with distributed.warnings_from_rank_zero():
+            return self._fit_rows(X)
+
+    def _fit_rows(self, X):
         settings = self._settings()
         warm = self.warm_start and hasattr(self, "decoder_")
         # The training's own likelihood object (trainable parameters continue on a warm start).
@@ -371,7 +376,7 @@ class BaseRepresentationEstimator(
                 f"loss converged (relative improvement below tol={self.tol} for "
                 f"{self.n_iter_no_change} epochs). Increase max_iter, or raise tol.",
                 ConvergenceWarning,
-                stacklevel=4,
+                stacklevel=5,
             )
 
     def _threads(self):
@@ -427,7 +432,7 @@ class BaseRepresentationEstimator(
                 "latent values, so the fit is under-determined. Use more samples, a smaller "
                 "decoder or fewer components.",
                 LowLoadWarning,
-                stacklevel=4,
+                stacklevel=5,
             )
         return {"decoder_load_": load}
 

@@ -46,7 +46,7 @@ def resolve_device(device):
     except (RuntimeError, TypeError) as exc:
         raise ValueError(f"device={device!r} is not a valid torch device.") from exc
     if resolved.type == "cuda" and resolved.index is None and torch.cuda.is_available():
-        resolved = _local_cuda()
+        resolved = local_cuda_device()
     if not is_available(resolved):
         raise ValueError(
             f"device={device!r} was requested, but it is not available on this machine "

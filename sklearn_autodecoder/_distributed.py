@@ -25,6 +25,8 @@ identity, and nothing from ``torch.distributed`` is touched.
 """
 
 import os
+import warnings
+from contextlib import contextmanager
 
 import numpy as np
 import torch
@@ -44,6 +46,17 @@ def rank():
 def world_size():
     """The number of processes (1 without a process group)."""
     return dist.get_world_size() if is_active() else 1
+
+
+@contextmanager
+def warnings_from_rank_zero():
+    """Ignore warnings on ranks other than 0 (they would repeat rank 0's), restored on exit."""
+    if rank() == 0:
+        yield
+        return
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        yield
 
 
 def local_cuda_device():
@@ -74,7 +87,7 @@ def _collective_device_for(backend, device, current_cuda):
         cuda_backend = cpu_backend = backend
     else:
         cuda_backend, cpu_backend = parts.get("cuda"), parts.get("cpu")
-    if device.type == "cuda" and cuda_backend == "nccl":
+    if device.type != "cpu" and cuda_backend == "nccl":  # (meta stands in for cuda in tests)
         return device
     if cpu_backend is None or cpu_backend == "nccl":
         return torch.device(current_cuda)
@@ -204,7 +217,7 @@ def wrap(module, device):
 def global_mean(total, count):
     """``total / count`` over all ranks, as a float (one host synchronisation)."""
     if total is None:
-        total = torch.zeros((), dtype=torch.float64)
+        total = torch.zeros((), dtype=torch.float64, device="cpu")  # no batch here: nothing on a device
     if not is_active():
         return float(total) / max(count, 1)
     # Both entries built on the loss's own device (a CUDA sum stacked with a CPU count fails).
