@@ -268,3 +268,10 @@ def test_gpu_check_without_a_gpu_says_so_and_exits_0():
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr[-2000:]
     assert "no CUDA GPU" in result.stdout
+
+
+def test_bench_throughput_quick_runs_on_the_cpu():
+    result = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "bench_throughput.py"), "--quick",
+                             "--device", "cpu", "--threads", "1"], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "transform decoder rows/s" in result.stdout
