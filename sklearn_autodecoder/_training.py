@@ -71,8 +71,16 @@ class RowBatches:
             order = torch.randperm(n, generator=self.generator).numpy()
             positions = [np.sort(order[s]) for s in slices(n, self.batch_size)]
         positions = [distributed.owned(p) for p in positions]
+        device = self.data.device
         for rows, x, mask in self.data.batches(positions):
-            yield torch.from_numpy(rows).to(self.data.device), x, mask
+            index = torch.from_numpy(rows)
+            if device.type == "cuda":
+                # Pinned and asynchronous, like the batch: a pageable copy would block the host.
+                with torch.cuda.device(device):
+                    index = index.pin_memory().to(device, non_blocking=True)
+            else:
+                index = index.to(device)
+            yield index, x, mask
 
 
 class StopOnNonFinite(Callback):

@@ -275,3 +275,36 @@ def test_bench_throughput_quick_runs_on_the_cpu():
                              "--device", "cpu", "--threads", "1"], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr[-2000:]
     assert "transform decoder rows/s" in result.stdout
+
+
+def test_batch_indices_are_copied_asynchronously_from_pinned_memory(monkeypatch):
+    # defect 8: the index of every training batch was a pageable, blocking copy.
+    from sklearn_autodecoder._training import RowBatches
+
+    copies = []
+
+    class FakeDeviceContext:
+        def __init__(self, device):
+            pass
+
+        def __enter__(self):
+            pass
+
+        def __exit__(self, *exc):
+            pass
+
+    class Data:
+        device = torch.device("cuda", 0)
+
+        def __len__(self):
+            return 4
+
+        def batches(self, positions):
+            for p in positions:
+                yield p, None, None
+
+    monkeypatch.setattr(torch.cuda, "device", FakeDeviceContext)
+    monkeypatch.setattr(torch.Tensor, "pin_memory", lambda self: copies.append("pinned") or self)
+    monkeypatch.setattr(torch.Tensor, "to", lambda self, *a, **k: copies.append(k.get("non_blocking")) or self)
+    list(RowBatches(Data(), 2))
+    assert copies == ["pinned", True, "pinned", True]
