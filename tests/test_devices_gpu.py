@@ -319,3 +319,21 @@ def test_batch_indices_are_copied_asynchronously_from_pinned_memory(monkeypatch)
     monkeypatch.setattr(torch.Tensor, "to", lambda self, *a, **k: copies.append(k.get("non_blocking")) or self)
     list(RowBatches(Data(), 2))
     assert copies == ["pinned", True, "pinned", True]
+
+
+def test_transform_uploads_no_whole_latent_table_for_zeros(monkeypatch):
+    # defect 10: transform sent all of embedding_ to the device at every call.
+    X = np.random.RandomState(0).randn(80, 6)
+    model = AutoDecoder(n_components=2, hidden_layer_sizes=(8,), max_iter=2, init="zeros",
+                        inference_max_iter=3, random_state=0).fit(X)
+    uploaded = []
+    original = torch.as_tensor
+
+    def spy(data, *args, **kwargs):
+        if isinstance(data, np.ndarray) and "device" in kwargs:
+            uploaded.append(data.shape)
+        return original(data, *args, **kwargs)
+
+    monkeypatch.setattr(torch, "as_tensor", spy)
+    model.transform(X[:5])
+    assert model.embedding_.shape not in uploaded
