@@ -18,6 +18,7 @@ See ``docs/architecture.md`` for every hook, who overrides and who calls it.
 """
 
 import copy
+import gc
 import math
 import warnings
 from contextlib import contextmanager
@@ -365,6 +366,11 @@ class BaseRepresentationEstimator(
             # A fresh generator for what is fitted after the loop.
             after = torch.Generator().manual_seed(seed + 1)
             self._finish_fit(module, data, train, valid, after, prior)
+        if distributed.is_active():
+            # The training net holds the DDP wrappers in reference cycles: free them now, not at
+            # interpreter exit, where gloo's threads releasing their work can abort the process.
+            del net, model
+            gc.collect()
         return self
 
     def _warn_unconverged(self, net, settings):
