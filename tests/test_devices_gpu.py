@@ -337,3 +337,16 @@ def test_transform_uploads_no_whole_latent_table_for_zeros(monkeypatch):
     monkeypatch.setattr(torch, "as_tensor", spy)
     model.transform(X[:5])
     assert model.embedding_.shape not in uploaded
+
+
+@pytest.mark.parametrize("rank, expected", [(0, 1), (1, 0)])
+def test_fit_warnings_are_shown_by_rank_zero_only(monkeypatch, rank, expected):
+    # Under torchrun every rank fits alike: a warning of fit is shown once, by rank 0.
+    monkeypatch.setattr(distributed, "rank", lambda: rank)
+    X = np.random.RandomState(0).randn(40, 4)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        AutoDecoder(n_components=2, hidden_layer_sizes=(4,), max_iter=1, tol=0.0, random_state=0).fit(X)
+    from sklearn.exceptions import ConvergenceWarning
+
+    assert sum(issubclass(w.category, ConvergenceWarning) for w in caught) == expected
