@@ -199,8 +199,8 @@ class BaseAutoDecoder(
         """
         dtype = output_dtype(data.X)
         self._store_prior(prior)
-        train, latents = distributed.all_gather_rows(train, module.weight)
-        latents = latents.numpy().astype(dtype)
+        # Each rank trained its own rows of the table; merged, every rank has them all.
+        latents = distributed.merge_owned_rows(module.weight).numpy().astype(dtype)
         self.embedding_ = latents
         self.latent_scale_ = _rms(latents)
         self.__dict__.pop("noise_variance_", None)
@@ -217,8 +217,9 @@ class BaseAutoDecoder(
             self._fit_encoder(data.take(train), generator)
         if valid is not None:
             with autocast(self.precision, self.device_):
-                inferred = self._latents_of(data.take(valid), self._decoder_for(data.dtype))
-            valid, inferred = distributed.all_gather_rows(valid, torch.from_numpy(inferred))
+                # Each rank infers its share of the held-out rows.
+                inferred = self._latents_of(data.take(distributed.shard(valid)), self._decoder_for(data.dtype))
+            valid, inferred = distributed.all_gather_rows(distributed.shard(valid), torch.from_numpy(inferred))
             embedding = np.empty((len(train) + len(valid), self.n_components_), dtype=dtype)
             embedding[train] = latents
             embedding[valid] = inferred.numpy()

@@ -18,6 +18,7 @@ See ``docs/architecture.md`` for every hook, who overrides and who calls it.
 """
 
 import copy
+import gc
 import math
 import warnings
 from contextlib import contextmanager
@@ -311,6 +312,11 @@ class BaseRepresentationEstimator(
         self : object
             The fitted estimator.
         """
+        # Under torchrun the ranks fit alike: their warnings too, shown once (rank 0's).
+        with distributed.warnings_from_rank_zero():
+            return self._fit_rows(X)
+
+    def _fit_rows(self, X):
         settings = self._settings()
         partial = self.__dict__.get("_partial_fit_call", False)  # set by partial_fit
         self.__dict__.pop("_start_is_pca", None)
@@ -321,6 +327,9 @@ class BaseRepresentationEstimator(
         data = self._rows(X, reset=True, likelihood=likelihood)
         check_precision(self.precision, data.device)
         seed = int(check_random_state(self.random_state).randint(np.iinfo(np.int32).max))
+        # Under torch.distributed every rank builds the same starts, split and
+        # shuffles from rank 0's seed (random_state=None draws differ per process).
+        seed = distributed.broadcast_seed(seed)
         generator = torch.Generator().manual_seed(seed)
         if warm and self.n_components_ != settings["n_components"]:
             raise ValueError(
@@ -331,8 +340,8 @@ class BaseRepresentationEstimator(
         early_stopping = not partial and self._resolve_early_stopping(len(data))
         validate = early_stopping or (not partial and needs_validation(self.callbacks))
         train, valid = self._split(len(data), generator, validate)
-        # Under torch.distributed each rank trains on its own shard of the rows.
-        train, valid = distributed.shard(train), distributed.shard(valid)
+        # Under torch.distributed every rank holds all rows and trains its own
+        # share of each global batch (see _distributed): same steps on every rank.
         train_data = data.take(train)
         with seeded_cpu_rng(generator):
             if warm:
@@ -385,10 +394,14 @@ class BaseRepresentationEstimator(
             self._record_history(net.history, warm)
             for name, value in loads.items():
                 setattr(self, name, value)
-            # A generator every rank derives alike (the training one advanced with
-            # each rank's shard size), for what is fitted after the loop.
+            # A fresh generator for what is fitted after the loop.
             after = torch.Generator().manual_seed(seed + 1)
             self._finish_fit(module, data, train, valid, after, prior)
+        if distributed.is_active():
+            # The training net holds the DDP wrappers in reference cycles: free them now, not at
+            # interpreter exit, where gloo's threads releasing their work can abort the process.
+            del net, model
+            gc.collect()
         return self
 
     def _record_history(self, history, warm):
@@ -697,16 +710,19 @@ class BaseRepresentationEstimator(
     def __getstate__(self):
         # A copy: object.__getstate__ returns the live __dict__ itself.
         state = dict(super().__getstate__())
-        for name in self._torch_attributes:
-            if state.get(name) is not None:
-                # Store CPU tensors so that a model fitted on a GPU loads anywhere.
-                state[name] = copy.deepcopy(state[name]).cpu()
+        for name, value in state.items():
+            # CPU tensors for every torch module and tensor, whatever its name
+            # (prior_ included), so that a model fitted on a GPU loads anywhere.
+            if isinstance(value, torch.nn.Module):
+                state[name] = copy.deepcopy(value).cpu()
+            elif isinstance(value, torch.Tensor):
+                state[name] = value.detach().cpu()
         return state
 
     def __setstate__(self, state):
         super().__setstate__(state)
         if "decoder_" in state:
             self.device_ = runnable_device(self.device_)
-            for name in self._torch_attributes:
-                if getattr(self, name, None) is not None:
+            for name, value in state.items():
+                if isinstance(value, torch.nn.Module):
                     setattr(self, name, getattr(self, name).to(self.device_))

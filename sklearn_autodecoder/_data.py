@@ -210,8 +210,10 @@ class RowData:
         """Move a host batch to the device (asynchronously from pinned memory on CUDA)."""
         x, mask = batch
         if self.device.type == "cuda":
-            x = x.pin_memory().to(self.device, non_blocking=True)
-            mask = None if mask is None else mask.pin_memory().to(self.device, non_blocking=True)
+            # Pinning under the estimator's GPU: no stray context on GPU 0 when it runs on another.
+            with torch.cuda.device(self.device):
+                x = x.pin_memory().to(self.device, non_blocking=True)
+                mask = None if mask is None else mask.pin_memory().to(self.device, non_blocking=True)
             return x, mask
         return x.to(self.device), None if mask is None else mask.to(self.device)
 

@@ -10,6 +10,8 @@ from contextlib import nullcontext
 
 import torch
 
+from ._distributed import local_cuda_device
+
 
 def _mps_available():
     mps = getattr(torch.backends, "mps", None)
@@ -31,16 +33,20 @@ def resolve_device(device):
     """Turn the ``device`` parameter into an available ``torch.device``.
 
     ``"auto"`` picks CUDA, then MPS, then the CPU. Anything else must name a
-    device that exists here, or a ValueError says which is missing.
+    device that exists here, or a ValueError says which is missing. Under
+    an initialised process group (``torchrun``), ``"auto"`` and an index-less
+    ``"cuda"`` mean this process's GPU, ``cuda:LOCAL_RANK``.
     """
     if isinstance(device, str) and device == "auto":
         if torch.cuda.is_available():
-            return torch.device("cuda")
+            return local_cuda_device()
         return torch.device("mps" if _mps_available() else "cpu")
     try:
         resolved = torch.device(device)
     except (RuntimeError, TypeError) as exc:
         raise ValueError(f"device={device!r} is not a valid torch device.") from exc
+    if resolved.type == "cuda" and resolved.index is None and torch.cuda.is_available():
+        resolved = local_cuda_device()
     if not is_available(resolved):
         raise ValueError(
             f"device={device!r} was requested, but it is not available on this machine "
@@ -113,7 +119,11 @@ class CompiledModule(torch.nn.Module):
         if self._compiled is not None:
             try:
                 return self._compiled(*args)
-            except Exception as exc:  # noqa: BLE001 - any compiler failure falls back
+            except (torch.OutOfMemoryError, MemoryError):
+                raise  # not a compiler failure: eager would run out of memory too
+            except Exception as exc:  # noqa: BLE001 - a compiler failure falls back
+                # An error of the network itself (eager fails too) is raised as it is.
+                output = self.module(*args)
                 warnings.warn(
                     f"torch.compile failed ({type(exc).__name__}: {str(exc)[:200]}); "
                     "running the network eagerly.",
@@ -121,4 +131,5 @@ class CompiledModule(torch.nn.Module):
                     stacklevel=2,
                 )
                 object.__setattr__(self, "_compiled", None)
+                return output
         return self.module(*args)

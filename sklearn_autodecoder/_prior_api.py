@@ -85,8 +85,10 @@ class PriorMixin:
         self._check_prior("predict_proba")
         Z = self.transform(X)
         prior = self._prior_for(torch.float64)
+        # The input on the prior's device (a GPU-fitted model's prior is on the GPU).
+        device = next(prior.parameters()).device
         with torch.no_grad():
-            return prior.responsibilities(torch.as_tensor(Z, dtype=torch.float64)).numpy()
+            return prior.responsibilities(torch.as_tensor(Z, dtype=torch.float64, device=device)).cpu().numpy()
 
     @available_if(_has_prior)
     def predict(self, X):

@@ -137,6 +137,7 @@ from sklearn.exceptions import ConvergenceWarning
 from torch import nn
 from torch.nn import functional as F
 
+from . import _distributed as distributed
 from ._likelihoods import get_likelihood
 
 COVARIANCE_TYPES = ("full", "diag", "spherical")
@@ -754,9 +755,27 @@ def prior_loss(prior, z, parameter_weight=1.0):
     """
     loss = prior_penalty(prior, z).sum() - parameter_weight * len(z) * prior.parameter_log_prior()
     if prior.latent_scale is not None:
-        log_ratio = (z.pow(2).sum(dim=1).mean() / prior.latent_scale).log()
-        loss = loss + len(z) * 0.5 * (log_ratio / LATENT_SCALE_STD) ** 2
+        if distributed.is_active():
+            loss = loss + _global_batch_anchor(z, prior.latent_scale)
+        else:
+            log_ratio = (z.pow(2).sum(dim=1).mean() / prior.latent_scale).log()
+            loss = loss + len(z) * 0.5 * (log_ratio / LATENT_SCALE_STD) ** 2
     return loss
+
+
+def _global_batch_anchor(z, latent_scale):
+    """The latent-scale anchor of a data-parallel rank's share ``z`` of a global batch.
+
+    The anchor is not a sum over samples (it holds the batch's mean norm), so
+    the mean is the global batch's (summed over ranks) and the rank's term
+    carries the global term's gradient for its latents; the ranks' values
+    add up to the global term. A rank's share may be empty.
+    """
+    squares = z.pow(2).sum()
+    total, count = distributed.sum_tensors(squares.detach(), torch.tensor(float(len(z)), device=z.device))
+    log_ratio = (total / count / latent_scale).log()
+    slope = count * log_ratio / (LATENT_SCALE_STD**2 * total)
+    return slope * (squares - squares.detach()) + len(z) * 0.5 * (log_ratio / LATENT_SCALE_STD) ** 2
 
 
 @torch.no_grad()

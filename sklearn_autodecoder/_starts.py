@@ -41,6 +41,33 @@ PCA_START_MAX_VALUES = 2**24
 PCA_SUBSAMPLE_VALUES = 2**21
 
 
+class HostLatents:
+    """The training latents on the host, uploaded to ``device`` a selection at a time.
+
+    ``transform`` used to upload the whole table at every call, even for
+    ``init="zeros"``; a start reads ``shape``, ``len``, rows (``latents[rows]``)
+    or the ``mean``, each sent to the device as a tensor of ``dtype``.
+    """
+
+    def __init__(self, host, dtype, device):
+        self.host, self.dtype, self.device = host, dtype, device
+
+    @property
+    def shape(self):
+        return self.host.shape
+
+    def __len__(self):
+        return len(self.host)
+
+    def __getitem__(self, rows):
+        rows = rows.cpu().numpy() if isinstance(rows, torch.Tensor) else rows
+        return torch.as_tensor(self.host[rows], dtype=self.dtype, device=self.device)
+
+    def mean(self, dim=0, keepdim=False):
+        mean = torch.as_tensor(self.host, dtype=self.dtype).mean(dim=dim, keepdim=keepdim)
+        return mean.to(self.device)
+
+
 def zeros_start(estimator, decoder, latents, likelihood, dtype, device):
     """``init="zeros"``: the origin."""
     return lambda x, m: torch.zeros(len(x), latents.shape[1], dtype=dtype, device=x.device)
@@ -112,11 +139,9 @@ class LatentStartsMixin:
         The conv presets keep the published small random start, except with a
         mixture prior, which needs a data-driven start to cluster (from the
         DGD ball start it does not; see :mod:`._priors`). Under
-        ``torch.distributed`` each rank sees only its shard (the ranks' PCA
-        bases would differ).
+        ``torch.distributed`` every rank computes it from all the rows, alike.
         """
-        data_start = not self._random_latent_start or prior_wants_data_start(self.latent_prior)
-        return data_start and not distributed.is_active()
+        return not self._random_latent_start or prior_wants_data_start(self.latent_prior)
 
     def _pca_start(self, decoder, data, n_components, likelihood):
         """Whitened PCA latents of the training rows; the decoder starts at PCA itself.
@@ -164,7 +189,8 @@ class LatentStartsMixin:
 
     def _init_function(self, decoder, dtype, device):
         """``init(x, mask) -> z0`` of ``self.init``: each row from its own sample."""
-        latents = torch.as_tensor(self.embedding_, dtype=dtype, device=device)
+        # The table stays on the host; each start uploads what it uses (not all of it for "zeros").
+        latents = HostLatents(self.embedding_, dtype, device)
         likelihood = self._module_for(self._likelihood(), dtype)
         prior = self.__dict__.get("prior_")
         prior = None if prior is None else self._prior_for(dtype)

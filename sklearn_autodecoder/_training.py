@@ -48,12 +48,18 @@ class RowBatches:
     memmap is read in file order. The loss is a sum over samples, so the
     order inside a batch does not matter.
 
+    Under ``torch.distributed`` the batches are global: every rank draws the
+    same order and keeps its own positions of each batch
+    (:func:`~._distributed.owned`), so every rank runs the same number of
+    steps and ``batch_size`` means what it means on one process; a rank's
+    share of a batch may be empty.
+
     Parameters
     ----------
     data : RowData
         The rows to iterate over.
     batch_size : int
-        Samples per batch (the last batch may be smaller).
+        Samples per global batch (the last batch may be smaller).
     generator : torch.Generator or None
         Shuffles the order at each pass; None keeps the order.
     """
@@ -73,8 +79,17 @@ class RowBatches:
         else:
             order = torch.randperm(n, generator=self.generator).numpy()
             positions = [np.sort(order[s]) for s in slices(n, self.batch_size)]
+        positions = [distributed.owned(p) for p in positions]
+        device = self.data.device
         for rows, x, mask in self.data.batches(positions):
-            yield torch.from_numpy(rows).to(self.data.device), x, mask
+            index = torch.from_numpy(rows)
+            if device.type == "cuda":
+                # Pinned and asynchronous, like the batch: a pageable copy would block the host.
+                with torch.cuda.device(device):
+                    index = index.pin_memory().to(device, non_blocking=True)
+            else:
+                index = index.to(device)
+            yield index, x, mask
 
 
 class StopOnNonFinite(Callback):
@@ -196,7 +211,9 @@ class RepresentationNet(NeuralNet):
             step = step_fn(batch, **fit_params)
             size = len(batch[0])
             loss = step["loss"].detach()
-            total = loss * size if total is None else total + loss * size
+            # The batch's summed loss (a rank's share of a global batch may be empty).
+            summed = step.get("total", loss * size).detach()
+            total = summed if total is None else total + summed
             count += size
             if self.batch_losses:
                 self.history.record_batch(prefix + "_loss", loss.item())
@@ -231,6 +248,10 @@ class RepresentationNet(NeuralNet):
         residual (no gradient); see ``Likelihood.batch_units_per_nat``.
         """
         n_observed = x.numel() if mask is None else mask.sum()
+        if distributed.is_active():
+            # The global batch's estimate, as on one process (a rank's share may be empty).
+            summed, n_observed = distributed.sum_tensors(data.detach(), torch.as_tensor(n_observed, device=data.device))
+            return self.module_.likelihood.batch_units_per_nat(summed.to(data.dtype), n_observed)
         return self.module_.likelihood.batch_units_per_nat(data, n_observed)
 
     def train_step(self, batch, **fit_params):
@@ -246,6 +267,7 @@ class RepresentationNet(NeuralNet):
         if self.scaler_ is not None:
             for optimizer in optimizers:
                 self.scaler_.unscale_(optimizer)  # callbacks see true gradients
+            distributed.sync_found_inf(self.scaler_, optimizers)  # every rank skips alike
         # Callbacks see the dense gradients only: the latent table's are
         # sparse, which skorch's GradientNormClipping and others cannot take.
         dense = (
@@ -277,22 +299,23 @@ class RepresentationNet(NeuralNet):
         (total if self.scaler_ is None else self.scaler_.scale(total)).backward()
         # The history records the mean per-sample loss: readable whatever
         # the batch size, while the gradient uses the sum.
-        return {"loss": total.detach() / len(index), "y_pred": z}
+        return {"loss": total.detach() / max(len(index), 1), "total": total.detach(), "y_pred": z}
 
     def validation_step(self, batch, **fit_params):
         self._set_training(False)
         index, x, mask = batch
         with autocast(self.precision, x.device):
-            if self.held_out is not None:
+            if self.held_out is not None and len(index):
                 z = self.held_out(index, x, mask)
-            else:
+            else:  # (also an empty share of a data-parallel batch: nothing to infer)
                 with torch.no_grad():
                     z = self.module_.representation(index, x)
             with torch.no_grad():
                 total, rows = self._objective(z, x, mask, return_rows=True)
         # Each held-out row's reconstruction loss: early stopping compares
-        # epochs with the start row by row (HeldOutEarlyStopping).
-        return {"loss": total / len(index), "y_pred": z, "row_losses": rows.detach()}
+        # epochs with the start row by row (HeldOutEarlyStopping). An empty
+        # share of a data-parallel batch has no row.
+        return {"loss": total / max(len(index), 1), "total": total, "y_pred": z, "row_losses": rows.detach()}
 
 
 def format_duration(seconds):
