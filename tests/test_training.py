@@ -132,7 +132,7 @@ def test_format_duration():
 
 def test_progress_bar_reaches_the_end_of_each_epoch(X, capsys):
     # 120 rows in batches of 30: a fast epoch is over before tqdm's first redraw.
-    AutoDecoder(n_components=2, max_iter=2, batch_size=30, verbose=2, **CPU).fit(X)
+    AutoDecoder(n_components=2, max_iter=2, batch_size=30, verbose=2, early_stopping=False, **CPU).fit(X)
     err = capsys.readouterr().err
     assert err.count("4/4") >= 2
 
