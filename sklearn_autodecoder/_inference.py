@@ -200,9 +200,13 @@ class _ChunkProblem:
             zero = torch.zeros((), dtype=f.dtype, device=f.device)
             slope, weight = torch.where(mask, slope, zero), torch.where(mask, weight, zero)
         data = masked_sum(self.likelihood.nll(f, x, self.link), mask)
-        data = data[:n]
-        grad = torch.einsum("knf,nf->nk", jac, slope)[:n]
-        gn = torch.einsum("knf,nf,lnf->nkl", jac, weight, jac)[:n]
+        data = data[:n].to(z.dtype)
+        # The normal equations in the latents' dtype, never autocast: J^T W J
+        # overflows float16 and loses the small curvatures in bfloat16.
+        with torch.autocast(z.device.type, enabled=False):
+            jac, slope, weight = jac.to(z.dtype), slope.to(z.dtype), weight.to(z.dtype)
+            grad = torch.einsum("knf,nf->nk", jac, slope)[:n]
+            gn = torch.einsum("knf,nf,lnf->nkl", jac, weight, jac)[:n]
         if self.penalty is None:
             return data, data.abs(), grad, gn
         prior, prior_grad, prior_hess = (t[:n] for t in penalty_terms(self.penalty, z))

@@ -350,3 +350,15 @@ def test_fit_warnings_are_shown_by_rank_zero_only(monkeypatch, rank, expected):
     from sklearn.exceptions import ConvergenceWarning
 
     assert sum(issubclass(w.category, ConvergenceWarning) for w in caught) == expected
+
+
+def test_levenberg_marquardt_normal_equations_stay_float32_under_autocast():
+    # Defect 9: J^T W J overflows float16 and loses small curvatures in bfloat16.
+    from sklearn_autodecoder._inference import _ChunkProblem
+
+    decoder = torch.nn.Sequential(torch.nn.Linear(3, 8), torch.nn.Tanh(), torch.nn.Linear(8, 6))
+    x = torch.rand(4, 6)
+    with torch.autocast("cpu", dtype=torch.bfloat16), torch.no_grad():
+        problem = _ChunkProblem(decoder, x, None, "mse", None)
+        data, size, grad, gn = problem.linearise(torch.zeros(4, 3), torch.arange(4))
+    assert grad.dtype == gn.dtype == data.dtype == torch.float32
