@@ -4,6 +4,7 @@ from ._autodecoder import AutoDecoder, ConvAutoDecoder
 from ._autoencoder import AutoEncoder, ConvAutoEncoder
 from ._imputer import AutoDecoderImputer
 from ._interpolation import interpolate, interpolate_latents
+from ._likelihoods import BernoulliLikelihood, GaussianLikelihood, Likelihood
 from ._load import LowLoadWarning, decoder_load, encoder_load, n_free_parameters
 from ._metrics import representation_correlation
 from ._model_selection import log_likelihood_scorer
@@ -15,8 +16,11 @@ __all__ = [
     "AutoDecoder",
     "AutoDecoderImputer",
     "AutoEncoder",
+    "BernoulliLikelihood",
     "ConvAutoDecoder",
     "ConvAutoEncoder",
+    "GaussianLikelihood",
+    "Likelihood",
     "LowLoadWarning",
     "ModelFileError",
     "__version__",

@@ -17,6 +17,7 @@ from torch import nn
 
 from . import presets
 from ._compat import StrOptions
+from ._likelihoods import get_likelihood
 from .nn import ACTIVATIONS, MLPDecoder, MLPEncoder
 
 class MLPDecoderMixin:
@@ -63,7 +64,7 @@ class MLPDecoderMixin:
             n_features,
             self._hidden_sizes(),
             activation=self.activation,
-            output_activation="logistic" if settings["loss"] == "bce" else "identity",
+            output_activation=get_likelihood(settings["loss"]).output_activation,
             connectivity=self._connectivity(m, n_features),
         )
 

@@ -34,7 +34,7 @@ from ._compat import Interval, StrOptions, check_is_fitted
 from ._data import map_rows, output_dtype, slices
 from ._devices import autocast
 from ._inference import METHODS, decode_in_chunks, frozen, infer_latents, nearest_latents
-from ._losses import loss_units_per_nat, sample_losses
+from ._losses import sample_losses
 from ._model_selection import gaussian_neg_log_prior, laplace_log_likelihood
 from ._pca_init import linear_layer, pca_project, pca_start, set_linear_decoder
 from ._priors import (
@@ -150,7 +150,7 @@ class BaseAutoDecoder(BaseRepresentationEstimator):
         "prior_covariance_type": [StrOptions(set(COVARIANCE_TYPES))],
     }
     _training_settings = TRAINING_SETTINGS
-    _torch_attributes = ("decoder_", "encoder_")
+    _torch_attributes = ("decoder_", "encoder_", "likelihood_")
 
     # ---- training: the latent table --------------------------------------------
 
@@ -161,7 +161,7 @@ class BaseAutoDecoder(BaseRepresentationEstimator):
             # decoder, whether or not X is the previous fit's data.
             init = torch.as_tensor(self._encode(data, decoder), dtype=torch.float32)
         elif self._pca_start_applies(data):
-            init = self._pca_start(decoder, data, settings["n_components"])
+            init = self._pca_start(decoder, data, settings["n_components"], settings["loss"])
         else:
             init = LATENT_INIT_STD * torch.randn(len(data), settings["n_components"], generator=generator)
         # A data-driven start for the latent prior to fit (see _make_prior).
@@ -189,7 +189,7 @@ class BaseAutoDecoder(BaseRepresentationEstimator):
         """
         return (not self._random_latent_start or self.latent_prior == "gmm") and not distributed.is_active()
 
-    def _pca_start(self, decoder, data, n_components):
+    def _pca_start(self, decoder, data, n_components, likelihood):
         """Whitened PCA latents of the training rows; a linear decoder starts at PCA itself.
 
         A linear decoder then begins at the least-squares optimum that
@@ -210,7 +210,8 @@ class BaseAutoDecoder(BaseRepresentationEstimator):
             for rows in slices(len(data), max(PCA_SUBSAMPLE_VALUES // n_features, 1)):
                 latents[rows] = pca_project(data.host_array(rows, np.float64), weight, bias)
         # PCA is the optimum of a dense linear decoder under MSE only.
-        if linear_layer(decoder) is not None and self.loss == "mse" and self.connectivity is None:
+        dense = getattr(self, "connectivity", None) is None  # conv estimators have none
+        if linear_layer(decoder) is not None and likelihood.pca_is_optimum and dense:
             set_linear_decoder(decoder, weight, bias)
         return torch.as_tensor(latents, dtype=torch.float32)
 
@@ -260,7 +261,7 @@ class BaseAutoDecoder(BaseRepresentationEstimator):
         self.embedding_ = latents
         self.latent_scale_ = _rms(latents)
         self.__dict__.pop("noise_variance_", None)
-        if self.loss_ == "mse":  # the Gaussian noise model: score_samples, the prior's weight
+        if self._likelihood().fits_noise_variance:  # score_samples, the prior's weight
             self.noise_variance_ = self._fit_noise_variance(data.take(train), latents)
         for name in ("_references_", "encoder_", "encoder_loss_curve_"):
             self.__dict__.pop(name, None)  # from a previous fit with another init
@@ -431,12 +432,13 @@ class BaseAutoDecoder(BaseRepresentationEstimator):
             Z = self._encode(data, decoder)
         neg_log_prior = self._neg_log_prior(data.dtype, data.device)
         variance = getattr(self, "noise_variance_", None)
+        likelihood = self._module_for(self._likelihood(), data.dtype)
         out = np.empty(len(data), dtype=np.float64)
         with self._threads(), frozen(decoder):
             for rows, x, mask in data.batches(slices(len(data), self.inference_batch_size)):
                 z = torch.as_tensor(Z[rows], dtype=data.dtype, device=data.device)
                 out[rows] = laplace_log_likelihood(
-                    decoder, x, mask, z, loss=self.loss_,
+                    decoder, x, mask, z, loss=likelihood,
                     neg_log_prior=neg_log_prior, noise_variance=variance,
                 ).cpu().numpy()
         return out
@@ -456,13 +458,13 @@ class BaseAutoDecoder(BaseRepresentationEstimator):
         number less the latents' degrees of freedom (``n_components`` per
         sample).
         """
-        decoder = self.decoder_
+        decoder, likelihood = self.decoder_, self._likelihood()
         total, count = 0.0, 0
         Z = torch.as_tensor(latents, dtype=torch.float32)
         with torch.no_grad(), frozen(decoder):
             for rows, x, mask in data.batches(slices(len(data), self.inference_batch_size)):
                 z = Z[rows].to(data.device)
-                total += float(sample_losses(decoder(z).float(), x, "mse", mask).sum())
+                total += float(sample_losses(decoder(z).float(), x, likelihood, mask).sum())
                 count += x.numel() if mask is None else int(mask.sum())
         dof = max(count - Z.numel(), 1)
         return max(total / dof, MIN_NOISE_VARIANCE)
@@ -484,7 +486,7 @@ class BaseAutoDecoder(BaseRepresentationEstimator):
             batch_size=self.settings_["batch_size"],
             generator=generator,
             decoder=self.decoder_,
-            loss=self.loss_,
+            loss=self._likelihood(),
         )
         self.encoder_ = encoder
 
@@ -493,11 +495,12 @@ class BaseAutoDecoder(BaseRepresentationEstimator):
     def _encode(self, data, decoder):
         """Inferred latents of ``data``, chunk by chunk (the transform hook)."""
         init = self._init_function(decoder, data.dtype, data.device)
+        likelihood = self._module_for(self._likelihood(), data.dtype)
         unconverged = []
         progress = _InferenceProgress(len(data), self.verbose)
 
         def infer(x, mask):
-            result = self._infer_tensor(decoder, x, mask, self.loss_, data.device, init=init)
+            result = self._infer_tensor(decoder, x, mask, likelihood, data.device, init=init)
             if hasattr(result, "converged"):
                 unconverged.append(int((~result.converged).sum()))
             progress.update(len(x))
@@ -554,11 +557,12 @@ class BaseAutoDecoder(BaseRepresentationEstimator):
 
     def _prior_weight(self):
         """The prior's nats in the units of the reconstruction loss (fitted noise variance)."""
-        return loss_units_per_nat(self.loss_, getattr(self, "noise_variance_", None))
+        return self._likelihood().units_per_nat(getattr(self, "noise_variance_", None))
 
     def _init_function(self, decoder, dtype, device):
         """``init(x, mask) -> z0`` of ``self.init``: each row from its own sample."""
         latents = torch.as_tensor(self.embedding_, dtype=dtype, device=device)
+        likelihood = self._module_for(self._likelihood(), dtype)
         if getattr(self, "prior_", None) is not None and self.init in ("zeros", "mean"):
             # With a mixture prior, start at the component mean or training
             # latent (the rows of init="nearest") with the lowest objective,
@@ -571,7 +575,7 @@ class BaseAutoDecoder(BaseRepresentationEstimator):
 
             def best_start(x, m):
                 _, z0 = best_prior_starts(
-                    x, m, prior, candidates, references, loss=self.loss_, prior_weight=self._prior_weight()
+                    x, m, prior, candidates, references, loss=likelihood, prior_weight=self._prior_weight()
                 )
                 return z0[:, 0].clone()
 
@@ -585,7 +589,7 @@ class BaseAutoDecoder(BaseRepresentationEstimator):
             if references is None or len(references) != len(rows):  # init set after fit
                 references = decode_in_chunks(decoder, latents[rows], self.inference_batch_size, device)
             references = torch.as_tensor(references, dtype=dtype, device=device)
-            return lambda x, m: nearest_latents(x, m, references, latents[rows], self.loss_)
+            return lambda x, m: nearest_latents(x, m, references, latents[rows], likelihood)
         if self.init == "encoder":
             if getattr(self, "encoder_", None) is None:
                 raise ValueError(
@@ -664,9 +668,12 @@ class AutoDecoder(MLPDecoderMixin, BaseAutoDecoder):
         :func:`~sklearn_autodecoder.datasets.make_regulatory_data`). Needs
         ``hidden_layer_sizes=()``. None gives dense layers.
 
-    loss : {"mse", "bce"}, default="mse"
+    loss : {"mse", "bce"} or Likelihood, default="mse"
         Reconstruction loss, summed over a sample's observed features. "bce"
-        needs X in [0, 1] and gives the decoder a logistic output layer.
+        needs X in [0, 1] and gives the decoder a logistic output layer. A
+        likelihood object (e.g. :class:`~sklearn_autodecoder.BernoulliLikelihood`)
+        may be passed instead of its name; fit trains a copy of it
+        (``likelihood_``).
 
     optimizer : {"adam", "sgd"}, default="adam"
         Optimiser of the decoder weights ("sgd" uses momentum 0.9).
@@ -862,7 +869,11 @@ class AutoDecoder(MLPDecoderMixin, BaseAutoDecoder):
         Size of the latent vectors in use.
 
     loss_ : str
-        The loss in use.
+        The loss in use (the likelihood's name).
+
+    likelihood_ : Likelihood
+        The fitted likelihood object of ``loss`` (a copy of a likelihood
+        passed as ``loss``), with its trained parameters if it has any.
 
     noise_variance_ : float
         Variance of the Gaussian noise model of squared error (in
@@ -1062,10 +1073,12 @@ class ConvAutoDecoder(ConvDecoderMixin, BaseAutoDecoder):
         Size of the latent vectors. None takes the preset's value (see
         ``settings_``).
 
-    loss : {"mse", "bce"}, default=None
+    loss : {"mse", "bce"} or Likelihood, default=None
         Reconstruction loss, summed over a sample's observed features. "bce"
         needs pixel values in [0, 1]; the decoder ends in a sigmoid whatever
-        the loss. None takes the preset's value (see ``settings_``).
+        the loss. A likelihood object may be passed instead of its name; fit
+        trains a copy of it (``likelihood_``). None takes the preset's value
+        (see ``settings_``).
 
     optimizer : {"adam", "sgd"}, default=None
         Optimiser of the decoder weights ("sgd" uses momentum 0.9). None takes
@@ -1274,7 +1287,11 @@ class ConvAutoDecoder(ConvDecoderMixin, BaseAutoDecoder):
         (C, H, W) of the images.
 
     loss_ : str
-        The loss in use.
+        The loss in use (the likelihood's name).
+
+    likelihood_ : Likelihood
+        The fitted likelihood object of ``loss`` (a copy of a likelihood
+        passed as ``loss``), with its trained parameters if it has any.
 
     noise_variance_ : float
         Variance of the Gaussian noise model of squared error (in

@@ -26,7 +26,7 @@ class BaseAutoEncoder(BaseRepresentationEstimator):
     ``_build_encoder``), trained with the decoder's optimiser settings.
     """
 
-    _torch_attributes = ("decoder_", "encoder_")
+    _torch_attributes = ("decoder_", "encoder_", "likelihood_")
 
     def _make_representation(self, decoder, data, settings, warm, generator, n_held_out):
         """The encoder, with the decoder's optimiser settings; it encodes held-out rows too."""
@@ -117,9 +117,12 @@ class AutoEncoder(MLPDecoderMixin, BaseAutoEncoder):
         ``hidden_layer_sizes=()``; the encoder stays dense. None gives dense
         layers.
 
-    loss : {"mse", "bce"}, default="mse"
+    loss : {"mse", "bce"} or Likelihood, default="mse"
         Reconstruction loss, summed over a sample's observed features. "bce"
-        needs X in [0, 1] and gives the decoder a logistic output layer.
+        needs X in [0, 1] and gives the decoder a logistic output layer. A
+        likelihood object (e.g. :class:`~sklearn_autodecoder.BernoulliLikelihood`)
+        may be passed instead of its name; fit trains a copy of it
+        (``likelihood_``).
 
     optimizer : {"adam", "sgd"}, default="adam"
         Optimiser of the encoder and decoder weights ("sgd" uses momentum
@@ -217,7 +220,11 @@ class AutoEncoder(MLPDecoderMixin, BaseAutoEncoder):
         Size of the latent vectors in use.
 
     loss_ : str
-        The loss in use.
+        The loss in use (the likelihood's name).
+
+    likelihood_ : Likelihood
+        The fitted likelihood object of ``loss`` (a copy of a likelihood
+        passed as ``loss``), with its trained parameters if it has any.
 
     settings_ : dict
         The training settings in use (``n_components``, ``loss`` and the
@@ -367,10 +374,12 @@ class ConvAutoEncoder(ConvDecoderMixin, BaseAutoEncoder):
         Size of the latent vectors. None takes the preset's value (see
         ``settings_``).
 
-    loss : {"mse", "bce"}, default=None
+    loss : {"mse", "bce"} or Likelihood, default=None
         Reconstruction loss, summed over a sample's observed features. "bce"
         needs pixel values in [0, 1]; the decoder ends in a sigmoid whatever
-        the loss. None takes the preset's value (see ``settings_``).
+        the loss. A likelihood object may be passed instead of its name; fit
+        trains a copy of it (``likelihood_``). None takes the preset's value
+        (see ``settings_``).
 
     optimizer : {"adam", "sgd"}, default=None
         Optimiser of the encoder and decoder weights ("sgd" uses momentum
@@ -475,7 +484,11 @@ class ConvAutoEncoder(ConvDecoderMixin, BaseAutoEncoder):
         (C, H, W) of the images.
 
     loss_ : str
-        The loss in use.
+        The loss in use (the likelihood's name).
+
+    likelihood_ : Likelihood
+        The fitted likelihood object of ``loss`` (a copy of a likelihood
+        passed as ``loss``), with its trained parameters if it has any.
 
     settings_ : dict
         The training settings in use (``n_components``, ``loss`` and the

@@ -43,7 +43,8 @@ from ._devices import (
 from ._inference import frozen
 from ._persistence import SaveMixin
 from ._load import LowLoadWarning, decoder_load, n_free_parameters
-from ._losses import LOSSES, decoded_losses, wrap_keeping_logits
+from ._likelihoods import LIKELIHOODS, Likelihood, get_likelihood, wrap_keeping_logits
+from ._losses import decoded_losses
 from ._threads import forward_flops, resolve_n_threads, torch_threads
 from ._training import RepresentationNet, make_callbacks, needs_validation
 from .nn import RepresentationModel
@@ -109,7 +110,7 @@ class BaseRepresentationEstimator(
 
     _parameter_constraints = {
         "n_components": [at_least_one()],
-        "loss": [StrOptions(set(LOSSES))],
+        "loss": [StrOptions(set(LIKELIHOODS)), Likelihood],
         "optimizer": [StrOptions({"adam", "sgd"})],
         "learning_rate": [positive(Real)],
         "weight_decay": [Interval(Real, 0, None, closed="left")],
@@ -130,7 +131,7 @@ class BaseRepresentationEstimator(
     }
     _training_settings = COMMON_SETTINGS
     # Fitted torch modules, moved to the CPU when pickled.
-    _torch_attributes = ("decoder_",)
+    _torch_attributes = ("decoder_", "likelihood_")
     # Factor applied to uint8 input (image estimators: 1/255), None to take values as they are.
     _uint8_scale = None
     # Whether the architecture keeps small random training latents where the
@@ -178,9 +179,20 @@ class BaseRepresentationEstimator(
         """Latents of ``data`` (a :class:`~._data.RowData`) as an array in its output dtype."""
         raise NotImplementedError
 
+    def _make_likelihood(self, loss):
+        """A likelihood object of its own for ``loss`` (a name, or a copy of the user's object)."""
+        return copy.deepcopy(loss) if isinstance(loss, Likelihood) else get_likelihood(loss)
+
+    def _likelihood(self):
+        """The fitted likelihood (a fresh one of ``loss_`` for models saved without it)."""
+        likelihood = self.__dict__.get("likelihood_")
+        return get_likelihood(self.loss_) if likelihood is None else likelihood
+
     def _build_fitted_module(self, name):
         """An untrained module shaped like the fitted module ``name`` (for ``load``)."""
-        settings = {**self.settings_, "n_components": self.n_components_, "loss": self.loss_}
+        if name == "likelihood_":
+            return self._make_likelihood(self.loss if isinstance(self.loss, Likelihood) else self.loss_)
+        settings = {**self.settings_, "n_components": self.n_components_, "loss": self._likelihood()}
         if name == "prior_":
             return self._make_prior(settings, generator=None)
         build = getattr(self, {"decoder_": "_build_decoder", "encoder_": "_build_encoder"}[name])
@@ -200,17 +212,21 @@ class BaseRepresentationEstimator(
         """(C, H, W) for image estimators, else None."""
         return None
 
-    def _rows(self, X, *, reset, loss=None):
+    def _rows(self, X, *, reset, likelihood=None):
         """Validated X as :class:`~._data.RowData` on the estimator's device.
 
         Large numeric arrays and memmaps are checked chunk by chunk, never
-        copied; ``loss="bce"`` also checks that the values lie in [0, 1].
+        copied; a ``likelihood`` also checks the values it needs (in [0, 1]
+        for ``loss="bce"``).
         """
         X = validate_rows(self, X, reset=reset, image_shape=self._image_shape())
         if reset:
             self._check_n_features(X.shape[1])
         scale = self._uint8_scale if X.dtype == np.uint8 else None
-        has_nan = check_rows(X, scale=scale, unit_interval=loss == "bce")
+        if likelihood is None:
+            has_nan = check_rows(X, scale=scale)
+        else:
+            has_nan = likelihood.check_rows(X, scale=scale)
         if reset:  # training runs in float32 (master weights and latents)
             device = resolve_device(self.device)
             dtype = torch.float32
@@ -251,11 +267,14 @@ class BaseRepresentationEstimator(
             The fitted estimator.
         """
         settings = self._settings()
-        data = self._rows(X, reset=True, loss=settings["loss"])
+        warm = self.warm_start and hasattr(self, "decoder_")
+        # The training's own likelihood object (trainable parameters continue on a warm start).
+        likelihood = self._likelihood() if warm else self._make_likelihood(settings["loss"])
+        settings["loss"] = likelihood
+        data = self._rows(X, reset=True, likelihood=likelihood)
         check_precision(self.precision, data.device)
         seed = int(check_random_state(self.random_state).randint(np.iinfo(np.int32).max))
         generator = torch.Generator().manual_seed(seed)
-        warm = self.warm_start and hasattr(self, "decoder_")
         if warm and self.n_components_ != settings["n_components"]:
             raise ValueError(
                 "warm_start=True needs the same n_components as the previous fit "
@@ -290,6 +309,7 @@ class BaseRepresentationEstimator(
                 distributed.wrap(self._compiled(module), data.device),
                 wrap_keeping_logits(decoder, lambda m: distributed.wrap(self._compiled(m), data.device)),
                 None if prior is None else prior.to(data.device),
+                likelihood.to(data.device),
             )
             net = self._make_net(model, optimizer, held_out, settings, data, generator)
             net.fit((train_data, None if valid is None else data.take(valid)))
@@ -298,8 +318,9 @@ class BaseRepresentationEstimator(
             self.device_ = data.device
             self.decoder_ = decoder.eval()
             self.n_components_ = settings["n_components"]
-            self.loss_ = settings["loss"]
-            self.settings_ = settings
+            self.loss_ = likelihood.name
+            self.likelihood_ = likelihood.eval()
+            self.settings_ = {**settings, "loss": likelihood.name}
             self.history_ = net.history
             self.n_iter_ = len(net.history)
             self.loss_curve_ = [float(v) for v in net.history[:, "train_loss"]]
@@ -384,7 +405,6 @@ class BaseRepresentationEstimator(
         verbose = int(self.verbose) if distributed.rank() == 0 else 0  # one log, rank 0's
         return RepresentationNet(
             model,
-            loss=settings["loss"],
             latent_l2=settings.get("latent_l2", 0.0),
             weight_optimizer=partial(
                 make_weight_optimizer,
@@ -499,13 +519,14 @@ class BaseRepresentationEstimator(
         check_is_fitted(self)
         data = self._rows(X, reset=False)
         decoder = self._decoder_for(data.dtype)
+        likelihood = self._module_for(self._likelihood(), data.dtype)
         with self._threads(), autocast(self.precision, self.device_):
             Z = self._encode(data, decoder)
         total, n_observed = 0.0, 0
         with self._threads(), torch.no_grad(), frozen(decoder), autocast(self.precision, self.device_):
             for rows, x, mask in data.batches(slices(len(data), self._transform_batch_size())):
                 z = torch.as_tensor(Z[rows], dtype=data.dtype, device=data.device)
-                total += float(decoded_losses(decoder, z, x, self.loss_, mask).sum())
+                total += float(decoded_losses(decoder, z, x, likelihood, mask).sum())
                 n_observed += x.numel() if mask is None else int(mask.sum())
         return -total / n_observed
 

@@ -51,7 +51,8 @@ import torch
 from torch import nn
 from torch.func import hessian, jvp, vmap
 
-from ._losses import link_derivatives, link_losses, masked_sum, output_and_loss
+from ._likelihoods import get_likelihood
+from ._losses import masked_sum
 from .nn import MaskedLinear
 
 METHODS = ("lbfgs", "lm", "adam")
@@ -83,11 +84,6 @@ STEP_CUT = 0.3
 N_CUTS = 4
 _BETAS = (0.9, 0.999)
 _EPS = 1e-8
-
-# F.binary_cross_entropy clamps its logs at -100; the pairwise form does too,
-# so that both rank candidates alike.
-_LOG_FLOOR = -100.0
-
 
 class InferenceResult(NamedTuple):
     """What :func:`infer_latents` returns."""
@@ -133,7 +129,8 @@ class _ChunkProblem:
     """
 
     def __init__(self, decoder, x, mask, loss, penalty):
-        self.forward, self.link = output_and_loss(decoder, loss)
+        self.likelihood = get_likelihood(loss)
+        self.forward, self.link = self.likelihood.head(decoder)
         self.x, self.mask, self.penalty = x, mask, penalty
         self.eps = torch.finfo(x.dtype).eps
         self.split = _split_input_linear(self.forward)
@@ -146,7 +143,7 @@ class _ChunkProblem:
         n = len(z)
         z, rows = _pad(z, rows)
         x, mask = self._take(rows)
-        data = masked_sum(link_losses(self.forward(z), x, self.link), mask)[:n]
+        data = masked_sum(self.likelihood.nll(self.forward(z), x, self.link), mask)[:n]
         if self.penalty is None:
             return data, data.abs()
         prior = self.penalty(z)[:n]
@@ -174,7 +171,7 @@ class _ChunkProblem:
         x, mask = self._take(rows)
         with torch.enable_grad():
             h = head(z_pad).detach().requires_grad_(True)
-            data = masked_sum(link_losses(body(h), x, self.link), mask)[:n]
+            data = masked_sum(self.likelihood.nll(body(h), x, self.link), mask)[:n]
             (grad_h,) = torch.autograd.grad(data.sum(), h)
         grad = torch.bmm(grad_h[:n, None, :], weight.expand(n, *weight.shape))[:, 0]
         # Under autocast (precision="bfloat16") the products come out in the
@@ -204,11 +201,11 @@ class _ChunkProblem:
             f.append(fc)
             jac.append(jc)
         f, jac = torch.cat(f), torch.cat(jac, dim=1)  # jac: (m, n, n_features)
-        slope, weight = link_derivatives(f, x, self.link)
+        slope, weight = self.likelihood.derivatives(f, x, self.link)
         if mask is not None:
             zero = torch.zeros((), dtype=f.dtype, device=f.device)
             slope, weight = torch.where(mask, slope, zero), torch.where(mask, weight, zero)
-        data = masked_sum(link_losses(f, x, self.link), mask)
+        data = masked_sum(self.likelihood.nll(f, x, self.link), mask)
         data = data[:n]
         grad = torch.einsum("knf,nf->nk", jac, slope)[:n]
         gn = torch.einsum("knf,nf,lnf->nkl", jac, weight, jac)[:n]
@@ -227,7 +224,7 @@ def data_gauss_newton(decoder, x, z, *, loss, mask=None):
         Frozen by the caller (:func:`frozen`).
     x : torch.Tensor of shape (n, n_features)
     z : torch.Tensor of shape (n, n_components)
-    loss : {"mse", "bce"}
+    loss : str or Likelihood
     mask : torch.Tensor of bool, shape (n, n_features), default=None
 
     Returns
@@ -235,7 +232,8 @@ def data_gauss_newton(decoder, x, z, *, loss, mask=None):
     loss : torch.Tensor of shape (n,)
         The summed loss over each row's observed entries.
     gauss_newton : torch.Tensor of shape (n, n_components, n_components)
-        ``J^T W J`` (``W = 2`` for "mse", ``p (1 - p)`` for "bce").
+        ``J^T W J``, ``W`` the likelihood's Gauss-Newton weight (``2`` for
+        "mse", ``p (1 - p)`` for "bce").
     """
     with torch.no_grad():
         problem = _ChunkProblem(decoder, x, mask, loss, None)
@@ -587,7 +585,7 @@ def infer_latents(
         ``init(x_chunk, mask_chunk) -> z0`` gives the starting latents of a
         chunk (on ``device``, in X's dtype); each row must depend on its own
         sample only. A tensor gives every sample's start directly.
-    loss : {"mse", "bce"}
+    loss : str or Likelihood
         Reconstruction loss.
     mask : torch.Tensor of bool, shape (n_samples, n_features), default=None
         True where an entry is observed.
@@ -677,20 +675,13 @@ def pairwise_losses(x, mask, references, loss):
         True where an entry is observed.
     references : torch.Tensor of shape (n_references, n_features)
         Reconstructions to compare with.
-    loss : {"mse", "bce"}
+    loss : str or Likelihood
 
     Returns
     -------
     losses : torch.Tensor of shape (n_samples, n_references)
     """
-    w = torch.ones_like(x) if mask is None else mask.to(x.dtype)
-    x = x * w  # zero the placeholders so that they add nothing
-    if loss == "mse":
-        # sum_j w_j (x_j - r_j)^2 = sum w x^2 - 2 (w x) . r + w . r^2
-        return (x * x).sum(1, keepdim=True) - 2 * x @ references.T + w @ (references * references).T
-    log_r = references.log().clamp(min=_LOG_FLOOR)
-    log_1mr = torch.log1p(-references).clamp(min=_LOG_FLOOR)
-    return -(x @ log_r.T) - (w - x) @ log_1mr.T
+    return get_likelihood(loss).pairwise(x, mask, references)
 
 
 def nearest_latents(x, mask, references, latents, loss):
@@ -704,7 +695,7 @@ def nearest_latents(x, mask, references, latents, loss):
         Decoded training latents, in x's dtype and on its device.
     latents : torch.Tensor of shape (n_references, n_components)
         The training latents they decode.
-    loss : {"mse", "bce"}
+    loss : str or Likelihood
 
     Returns
     -------

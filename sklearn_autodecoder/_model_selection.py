@@ -27,7 +27,7 @@ import numpy as np
 import torch
 
 from ._inference import data_gauss_newton, infer_latents, penalty_terms
-from ._losses import loss_units_per_nat
+from ._likelihoods import get_likelihood
 
 # Levenberg-Marquardt steps from the estimator's own projection to the MAP
 # latent under the noise model and the prior (one suffices for a linear
@@ -82,12 +82,14 @@ def laplace_log_likelihood(decoder, x, mask, z0, *, loss, neg_log_prior, noise_v
         True where an entry is observed.
     z0 : torch.Tensor of shape (n, n_components)
         Starting latents (the estimator's projection of x).
-    loss : {"mse", "bce"}
-        Gaussian noise (with ``noise_variance``) or Bernoulli entries.
+    loss : str or Likelihood
+        The noise model: Gaussian (with ``noise_variance``) for "mse",
+        Bernoulli entries for "bce", or a likelihood object.
     neg_log_prior : callable
         ``z -> -log p(z)`` per row, normalised.
     noise_variance : float, default=None
-        Required for ``loss="mse"``.
+        The fitted noise variance of a likelihood that has one (the
+        Gaussian's; required for ``loss="mse"``).
     n_steps : int, default=LAPLACE_STEPS
         Levenberg-Marquardt steps from ``z0`` towards the MAP latent.
 
@@ -96,12 +98,13 @@ def laplace_log_likelihood(decoder, x, mask, z0, *, loss, neg_log_prior, noise_v
     log_likelihood : torch.Tensor of float64, shape (n,)
     """
     # The MAP objective, in the units of the reconstruction loss.
-    scale = loss_units_per_nat(loss, noise_variance)
+    likelihood = get_likelihood(loss)
+    scale = likelihood.units_per_nat(noise_variance)
     z = infer_latents(
         decoder,
         x,
         z0,
-        loss=loss,
+        loss=likelihood,
         mask=mask,
         method="lm",
         max_iter=n_steps,
@@ -110,12 +113,10 @@ def laplace_log_likelihood(decoder, x, mask, z0, *, loss, neg_log_prior, noise_v
         batch_size=max(len(x), 1),
         device=x.device,
     ).latents
-    data, gauss_newton = data_gauss_newton(decoder, x, z, loss=loss, mask=mask)
+    data, gauss_newton = data_gauss_newton(decoder, x, z, loss=likelihood, mask=mask)
     prior, _, prior_hessian = penalty_terms(neg_log_prior, z)
     data, gauss_newton = data.double() / scale, gauss_newton.double() / scale
-    if loss == "mse":
-        n_observed = (torch.ones_like(x) if mask is None else mask).sum(dim=1).double()
-        data = data + 0.5 * n_observed * math.log(2 * math.pi * noise_variance)
+    data = data + likelihood.log_normaliser(x, mask, noise_variance)  # what the loss leaves out
     m = z.shape[1]
     log_det = torch.linalg.slogdet(gauss_newton + prior_hessian.double())[1]
     log_likelihood = -data - prior.double() + 0.5 * m * math.log(2 * math.pi) - 0.5 * log_det

@@ -41,6 +41,7 @@ from sklearn.base import BaseEstimator
 from skorch.history import History
 
 from ._devices import is_available
+from ._likelihoods import LIKELIHOODS, Likelihood
 
 FORMAT = "sklearn_autodecoder.model"
 FORMAT_VERSION = 1
@@ -281,6 +282,10 @@ class _Encoder:
             return {TYPE_KEY: "random_state", "state": self.value(value.get_state(), path)}
         if isinstance(value, BaseEstimator):
             return self.estimator(value, path)
+        if isinstance(value, Likelihood):
+            if LIKELIHOODS.get(value.name) is not type(value):
+                raise _unsupported(path, value, " (a likelihood class outside the package's registry)")
+            return {TYPE_KEY: "likelihood", "name": value.name, "params": self.dict(value.get_params(), path)}
         if isinstance(value, torch.nn.Module):
             raise _unsupported(path, value, " (torch modules are stored only as fitted attributes)")
         if callable(value):
@@ -658,6 +663,12 @@ class _Decoder:
     def _estimator(self, node, path):
         return self.estimator(node, path)
 
+    def _likelihood(self, node, path):
+        cls = LIKELIHOODS.get(node.get("name")) if type(node.get("name")) is str else None
+        params = self.value(node.get("params"), path)
+        _expect(cls is not None and type(params) is dict, f"{path}: unknown likelihood.")
+        return cls(**params)
+
     _DECODERS: ClassVar[dict] = {
         "float": _float,
         "numpy": _numpy,
@@ -672,6 +683,7 @@ class _Decoder:
         "torch_dtype": _torch_dtype,
         "random_state": _random_state,
         "estimator": _estimator,
+        "likelihood": _likelihood,
     }
 
 

@@ -25,7 +25,7 @@ from skorch.utils import Ansi, TeeGenerator
 from . import _distributed as distributed
 from ._data import slices
 from ._devices import autocast
-from ._losses import decoded_losses, loss_units_per_nat
+from ._losses import decoded_losses
 from ._priors import prior_loss
 
 # Adam's learning rate for a latent prior's parameters (the DGD code's).
@@ -92,9 +92,10 @@ class RepresentationNet(NeuralNet):
     Parameters
     ----------
     module : RepresentationModel
-        The representation and the decoder, trained jointly.
-    loss : {"mse", "bce"}
-        Reconstruction loss (see :mod:`._losses` for the reduction).
+        The representation, the decoder, and optionally a prior and the
+        likelihood (``module.likelihood``: the reconstruction loss, see
+        :mod:`._likelihoods`; :mod:`._losses` for the reduction), trained
+        jointly; the likelihood's parameters, if any, with the decoder's.
     latent_l2 : float
         Weight of an L2 prior on the latents of the batch.
     weight_optimizer : callable
@@ -122,7 +123,6 @@ class RepresentationNet(NeuralNet):
         self,
         module,
         *,
-        loss,
         latent_l2,
         weight_optimizer,
         representation_optimizer,
@@ -133,7 +133,6 @@ class RepresentationNet(NeuralNet):
         **kwargs,
     ):
         super().__init__(module, criterion=torch.nn.Identity, train_split=None, **kwargs)
-        self.loss = loss
         self.latent_l2 = latent_l2
         self.weight_optimizer = weight_optimizer
         self.representation_optimizer = representation_optimizer
@@ -143,7 +142,10 @@ class RepresentationNet(NeuralNet):
         self.batch_losses = batch_losses
 
     def initialize_optimizer(self, triggered_directly=None):
-        self.optimizer_ = self.weight_optimizer(self.module_.decoder.parameters())
+        # A likelihood's own parameters (e.g. a dispersion) train with the decoder's weights.
+        self.optimizer_ = self.weight_optimizer(
+            [*self.module_.decoder.parameters(), *self.module_.likelihood.parameters()]
+        )
         self.representation_optimizer_ = self.representation_optimizer(
             self.module_.representation.parameters()
         )
@@ -203,7 +205,7 @@ class RepresentationNet(NeuralNet):
     def _objective(self, z, x, mask):
         # decoded_losses works from the decoder's logits for BCE (a gradient
         # that does not vanish when saturated), in the data's dtype.
-        losses = decoded_losses(self.module_.decoder, z, x, self.loss, mask)
+        losses = decoded_losses(self.module_.decoder, z, x, self.module_.likelihood, mask)
         data = losses.sum()
         total = data
         if self.latent_l2:
@@ -216,13 +218,10 @@ class RepresentationNet(NeuralNet):
         """The prior's nats in the units of the batch's reconstruction loss.
 
         For squared error the noise variance is the batch's mean squared
-        residual (no gradient).
+        residual (no gradient); see ``Likelihood.batch_units_per_nat``.
         """
-        if self.loss != "mse":
-            return loss_units_per_nat(self.loss)
         n_observed = x.numel() if mask is None else mask.sum()
-        variance = (data.detach() / n_observed).clamp_min(torch.finfo(data.dtype).tiny)
-        return loss_units_per_nat(self.loss, variance)
+        return self.module_.likelihood.batch_units_per_nat(data, n_observed)
 
     def train_step(self, batch, **fit_params):
         # skorch passes its closure to every optimiser's step(), which with
@@ -230,8 +229,9 @@ class RepresentationNet(NeuralNet):
         # batch. One pass, then each optimiser steps on the same gradients.
         self._zero_grad_optimizer()
         step = self.train_step_single(batch, **fit_params)
-        if self.module_.prior is not None:
-            distributed.sum_gradients(self.module_.prior)  # not a DDP module: summed here
+        for extra in (self.module_.prior, self.module_.likelihood):
+            if extra is not None:
+                distributed.sum_gradients(extra)  # not DDP modules: summed here
         optimizers = [getattr(self, name + "_") for name in self._optimizers]
         if self.scaler_ is not None:
             for optimizer in optimizers:

@@ -162,14 +162,16 @@ class RepresentationModel(nn.Module):
     ``forward(index, x)`` returns ``(z, x_hat)``: the latents of the batch and
     their reconstructions, so the training loop can add a prior on ``z``.
     ``prior`` (a module with trainable parameters, e.g. a Gaussian mixture
-    on the latents) trains with them when given.
+    on the latents) trains with them when given, and so do the parameters
+    of ``likelihood`` (see :mod:`._likelihoods`).
     """
 
-    def __init__(self, representation, decoder, prior=None):
+    def __init__(self, representation, decoder, prior=None, likelihood=None):
         super().__init__()
         self.representation = representation
         self.decoder = decoder
         self.prior = prior
+        self.likelihood = likelihood
 
     def forward(self, index, x):
         z = self.representation(index, x)

@@ -18,6 +18,8 @@ from typing import NamedTuple
 
 from torch import nn
 
+from ._likelihoods import LIKELIHOODS
+
 __all__ = [
     "DEFAULT_SETTINGS",
     "PRESETS",
@@ -63,7 +65,7 @@ DEFAULT_SETTINGS = _ReadOnlyDict(
 
 # The allowed values of the settings that take a name.
 _CHOICES = {
-    "loss": ("mse", "bce"),
+    "loss": tuple(LIKELIHOODS),
     "optimizer": ("adam", "sgd"),
     "latent_optimizer": ("adam", "sgd"),
 }

@@ -7,8 +7,6 @@ from sklearn_autodecoder._losses import (
     decode_and_losses,
     decode_logits,
     decoded_losses,
-    link_derivatives,
-    link_losses,
     sample_losses,
     output_and_loss,
     split_output_activation,
@@ -176,35 +174,3 @@ def test_masked_entries_get_no_gradient_through_logits():
     ga = torch.autograd.grad(a.sum(), z)[0]
     gb = torch.autograd.grad(b.sum(), z)[0]
     torch.testing.assert_close(ga, gb)
-
-
-@pytest.mark.parametrize("link", ["identity", "logit", "probability"])
-def test_link_derivatives_match_autograd(link):
-    g = torch.Generator().manual_seed(0)
-    f = torch.rand(4, 6, generator=g, dtype=torch.float64) * 0.8 + 0.1
-    if link == "logit":
-        f = 6 * f - 3
-    f.requires_grad_(True)
-    x = torch.rand(4, 6, generator=g, dtype=torch.float64)
-    values = link_losses(f, x, link)
-    (grad,) = torch.autograd.grad(values.sum(), f, create_graph=True)
-    (second,) = torch.autograd.grad(grad.sum(), f)
-    slope, weight = link_derivatives(f.detach(), x, link)
-    torch.testing.assert_close(slope, grad.detach())
-    if link == "probability":  # the Fisher weight: the curvature's mean over x ~ Bernoulli(p)
-        p = f.detach()
-        torch.testing.assert_close(weight, 1 / (p * (1 - p)))
-    else:
-        torch.testing.assert_close(weight, second)
-
-
-def test_loss_units_per_nat():
-    from sklearn_autodecoder._losses import loss_units_per_nat
-
-    assert loss_units_per_nat("bce") == 1.0
-    # Squared error is 2 sigma^2 times the Gaussian's negative log-likelihood.
-    sigma2, r = 0.3, torch.tensor([0.5, -1.0])
-    nll = 0.5 * (r**2).sum() / sigma2  # up to the constant
-    torch.testing.assert_close(loss_units_per_nat("mse", sigma2) * nll, (r**2).sum())
-    with pytest.raises(ValueError):
-        loss_units_per_nat("l1")
