@@ -240,6 +240,8 @@ class BaseRepresentationEstimator(
         if reset:
             self._check_n_features(X.shape[1])
         scale = self._uint8_scale if X.dtype == np.uint8 else None
+        if likelihood is None and not reset and self._likelihood().checks_new_samples:
+            likelihood = self._likelihood()
         if likelihood is None:
             has_nan = check_rows(X, scale=scale)
         else:

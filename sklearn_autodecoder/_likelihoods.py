@@ -33,6 +33,11 @@ Class attributes
 ``pca_is_optimum``
     Whether PCA is the optimum of a dense linear decoder under this loss
     (then the PCA start sets a linear decoder to PCA itself).
+``checks_new_samples``
+    Whether :meth:`Likelihood.check_rows` also checks the samples of
+    ``transform``, ``score`` and the other methods after ``fit`` (the count
+    likelihoods: a sample without counts has no latent), not only the
+    training samples.
 
 Methods a subclass defines (``f`` is what ``forward`` returns, on the
 *link* scale; ``link`` is one of the strings :meth:`head` returns, private to
@@ -130,6 +135,7 @@ class Likelihood(nn.Module):
     output_activation = "identity"
     fits_noise_variance = False
     pca_is_optimum = False
+    checks_new_samples = False
 
     def get_params(self, deep=True):
         """The constructor arguments, read back from the attributes of the same name.
@@ -319,6 +325,7 @@ class _CountLikelihood(Likelihood):
 
     output_activation = "softmax"
     pca_is_optimum = False
+    checks_new_samples = True
 
     def __init__(self):
         super().__init__()
@@ -332,7 +339,7 @@ class _CountLikelihood(Likelihood):
             for _, x, mask in data.batches(slices(len(data), 1024), prefetch=False):
                 totals.append(x.double().sum(dim=1))  # placeholders of missing entries are 0
                 self._accumulate(x.double(), totals[-1][:, None], mask)
-            self.library_size.fill_(float(torch.cat(totals).median()))
+            self.library_size.fill_(float(np.median(torch.cat(totals).cpu().numpy())))
             self._finish_accumulation()
 
     def _accumulate(self, x, totals, mask):
