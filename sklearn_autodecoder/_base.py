@@ -273,10 +273,11 @@ class BaseRepresentationEstimator(
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
             Training samples; NaN marks a missing entry, which the loss
-            ignores. Numeric arrays and ``np.memmap`` are read in batches,
-            never copied whole.
+            ignores. Numeric arrays, ``np.memmap`` and ``scipy.sparse``
+            matrices are read in batches, never copied whole (nor densified
+            whole).
         y : Ignored
             Not used, present for API consistency.
 
@@ -476,9 +477,10 @@ class BaseRepresentationEstimator(
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
-            Samples; NaN marks a missing entry. Numeric arrays and
-            ``np.memmap`` are read in batches, never copied whole.
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            Samples; NaN marks a missing entry. Numeric arrays,
+            ``np.memmap`` and ``scipy.sparse`` matrices are read in batches,
+            never copied whole.
 
         Returns
         -------

@@ -106,6 +106,9 @@ from torch import nn
 
 from ._data import check_counts, check_rows, slices
 
+# Values (rows x features) per batch of the count likelihoods' pass over the
+# training rows in setup (library sizes, moments): 32 MiB in float64.
+SETUP_BATCH_VALUES = 2**22
 # Range of the negative binomial's moment start of theta (per feature).
 THETA_START_MIN, THETA_START_MAX = 0.01, 1e4
 
@@ -336,7 +339,8 @@ class _CountLikelihood(Likelihood):
     def setup(self, n_features, data=None):
         if data is not None:
             totals = []
-            for _, x, mask in data.batches(slices(len(data), 1024), prefetch=False):
+            rows = max(1, SETUP_BATCH_VALUES // data.n_features)  # bounded float64 temporaries
+            for _, x, mask in data.batches(slices(len(data), rows), prefetch=False):
                 totals.append(x.double().sum(dim=1))  # placeholders of missing entries are 0
                 self._accumulate(x.double(), totals[-1][:, None], mask)
             self.library_size.fill_(float(np.median(torch.cat(totals).cpu().numpy())))
