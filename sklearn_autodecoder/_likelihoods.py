@@ -123,6 +123,8 @@ _RESHAPES = (nn.Flatten, nn.Unflatten, nn.Identity)
 # decoder -> its logit view (or None): built once per decoder object, since
 # building an nn.Sequential costs about as much as a small decoder's forward.
 _LOGIT_VIEWS = weakref.WeakKeyDictionary()
+# decoder -> its log-proportion head (count likelihoods), or None.
+_LOG_PROPORTION_HEADS = weakref.WeakKeyDictionary()
 
 
 class Likelihood(nn.Module):
@@ -371,10 +373,13 @@ class _CountLikelihood(Likelihood):
         return library_size * proportions
 
     def head(self, decoder):
-        scores = split_output_activation(decoder, nn.Softmax)
-        if scores is None:
-            return decoder, "rate"
-        return nn.Sequential(scores, nn.LogSoftmax(dim=1)), "log_proportion"
+        try:
+            forward = _LOG_PROPORTION_HEADS[decoder]
+        except KeyError:  # built once per decoder, as the logit views are
+            scores = split_output_activation(decoder, nn.Softmax)
+            forward = None if scores is None else nn.Sequential(scores, nn.LogSoftmax(dim=1))
+            _LOG_PROPORTION_HEADS[decoder] = forward
+        return (decoder, "rate") if forward is None else (forward, "log_proportion")
 
     @staticmethod
     def _log_proportion(f, link):
@@ -393,6 +398,7 @@ class _CountLikelihood(Likelihood):
         return total / p.sum(dim=1, keepdim=True).clamp_min(torch.finfo(p.dtype).tiny)
 
     def _log_mean(self, f, x, link, offset):
+        f = f.to(x.dtype)  # lgamma and exp in the data's precision, not autocast's
         if offset is None:
             offset = self.row_offset(f, x, link)
         return torch.log(offset.clamp_min(torch.finfo(f.dtype).tiny)) + self._log_proportion(f, link)

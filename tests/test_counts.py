@@ -303,3 +303,34 @@ def test_count_models_with_the_mixture_prior_and_other_starts(counts, init):
 def test_registry_objects_for_counts():
     assert isinstance(get_likelihood("poisson"), PoissonLikelihood)
     assert get_likelihood("negative_binomial").output_activation == "softmax"
+
+
+def test_a_wrapped_decoder_keeps_its_softmax_outside():
+    # compile=True and DDP wrap the decoder: the count head must still see its softmax.
+    from sklearn_autodecoder._likelihoods import wrap_keeping_logits
+    from sklearn_autodecoder.nn import MLPDecoder
+
+    class Wrapper(torch.nn.Module):
+        def __init__(self, module):
+            super().__init__()
+            self.module = module
+
+        def forward(self, z):
+            return self.module(z)
+
+    decoder = MLPDecoder(2, 5, (4,), output_activation="softmax")
+    wrapped = wrap_keeping_logits(decoder, Wrapper)
+    assert isinstance(wrapped[-1], torch.nn.Softmax)
+    likelihood = PoissonLikelihood()
+    forward, link = likelihood.head(wrapped)
+    assert link == "log_proportion"
+    z = torch.randn(3, 2)
+    torch.testing.assert_close(forward(z).exp(), decoder(z))
+    # A decoder without a softmax: its positive outputs are unnormalised proportions.
+    plain = torch.nn.Sequential(torch.nn.Linear(2, 5), torch.nn.Softplus())
+    forward, link = likelihood.head(plain)
+    assert link == "rate"
+    x = torch.poisson(torch.full((3, 5), 3.0))
+    rates = plain(z)
+    expected = PoissonLikelihood().nll(torch.log_softmax(torch.log(rates), 1), x, "log_proportion")
+    torch.testing.assert_close(likelihood.nll(rates, x, "rate"), expected)
