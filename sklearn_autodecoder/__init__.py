@@ -1,7 +1,8 @@
 """Auto-decoders (decoder-only representation learning) for scikit-learn."""
 
-from ._autodecoder import AutoDecoder, ConvAutoDecoder
+from ._autodecoder import AutoDecoder
 from ._autoencoder import AutoEncoder, ConvAutoEncoder
+from ._conv_autodecoder import ConvAutoDecoder
 from ._imputer import AutoDecoderImputer
 from ._interpolation import interpolate, interpolate_latents
 from ._likelihoods import BernoulliLikelihood, GaussianLikelihood, Likelihood

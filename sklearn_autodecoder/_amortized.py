@@ -16,7 +16,7 @@ from contextlib import nullcontext
 
 import torch
 
-from ._inference import _chunks, frozen
+from ._inference import frozen
 from ._training import RowBatches
 from ._losses import decoded_losses
 
@@ -97,8 +97,3 @@ def encode(encoder, x, mask):
     """Encoder output for a chunk (rows independent: eval mode)."""
     with frozen(encoder):
         return encoder(encoder_input(x, mask))
-
-
-def encode_in_chunks(encoder, X, mask, batch_size, device):
-    """:func:`encode` over ``X`` in chunks of ``batch_size`` rows."""
-    return torch.cat([encode(encoder, x, m) for x, m in _chunks(X, mask, batch_size, device)])

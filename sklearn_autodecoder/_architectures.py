@@ -9,9 +9,11 @@ estimator is one of these mixins plus a representation family
 :class:`._autoencoder.BaseAutoEncoder`).
 """
 
+import copy
 from numbers import Integral
 
 import numpy as np
+import torch
 from sklearn.utils import check_array
 from torch import nn
 
@@ -20,14 +22,53 @@ from ._compat import StrOptions
 from ._likelihoods import get_likelihood
 from .nn import ACTIVATIONS, MLPDecoder, MLPEncoder
 
+def check_module_widths(module, n_in, n_out, name):
+    """Raise a clear ValueError unless ``module`` maps (2, n_in) to (2, n_out).
+
+    Run on a dummy batch of zeros before training, without gradients and in
+    eval mode (each submodule's mode is put back; BatchNorm statistics stay
+    untouched), so that a wrongly shaped user module fails at once, naming
+    the shapes.
+    """
+    expected = (2, n_out)
+    tensor = next(iter(module.state_dict().values()), None)
+    dummy = torch.zeros(2, n_in, device=None if tensor is None else tensor.device)
+    modes = [(m, m.training) for m in module.modules()]
+    module.eval()
+    try:
+        with torch.no_grad():
+            out = module(dummy)
+    except Exception as exc:  # any failure of the user's forward on the wrong input width
+        raise ValueError(
+            f"{name} must map inputs of shape (n, {n_in}) to (n, {n_out}); on a batch of shape "
+            f"{tuple(dummy.shape)} it raised {type(exc).__name__}: {exc}"
+        ) from exc
+    finally:
+        for m, training in modes:
+            m.training = training
+    shape = tuple(out.shape) if torch.is_tensor(out) else type(out).__name__
+    if shape != expected:
+        raise ValueError(
+            f"{name} must map inputs of shape (n, {n_in}) to (n, {n_out}); it maps a batch of "
+            f"shape {tuple(dummy.shape)} to {shape}, expected {expected}."
+        )
+
+
 class MLPDecoderMixin:
-    """An MLP decoder (``hidden_layer_sizes``, ``activation``), optionally sparse linear."""
+    """An MLP decoder (``hidden_layer_sizes``, ``activation``), optionally sparse linear,
+    or the user's own modules (``decoder=``, ``encoder=``)."""
 
     _decoder_constraints = {
         "hidden_layer_sizes": [tuple, list, Integral],
         "activation": [StrOptions(set(ACTIVATIONS))],
         "connectivity": ["array-like", None],
+        "decoder": [nn.Module, None],
+        "encoder": [nn.Module, None],
     }
+
+    def _decoder_is_pca_linear(self):
+        """Whether a linear decoder is the package's dense one, which PCA solves under MSE."""
+        return self.decoder is None and self.connectivity is None
 
     def _hidden_sizes(self):
         # An int is one hidden layer, as in scikit-learn's MLPs.
@@ -58,6 +99,11 @@ class MLPDecoderMixin:
         return mask.astype(bool)
 
     def _build_decoder(self, n_features, settings):
+        if self.decoder is not None:
+            if self.connectivity is not None:
+                raise ValueError("connectivity shapes the package's own decoder: pass it or decoder=, not both.")
+            # A copy: fit never trains (or moves) the user's module itself.
+            return copy.deepcopy(self.decoder)
         m = settings["n_components"]
         return MLPDecoder(
             m,
@@ -69,6 +115,8 @@ class MLPDecoderMixin:
         )
 
     def _build_encoder(self, n_features, settings):
+        if self.encoder is not None:
+            return copy.deepcopy(self.encoder)
         # Dense even when the decoder is sparse: a masked encoder could not
         # invert the decoder in general.
         return MLPEncoder(
@@ -78,6 +126,9 @@ class MLPDecoderMixin:
 
 class ConvDecoderMixin:
     """A convolutional decoder from a preset or spec; X holds flattened images."""
+
+    def _decoder_is_pca_linear(self):
+        return False  # a conv decoder's linear layer is not the whole decoder
 
     _decoder_constraints = {
         "preset": [StrOptions(set(presets.PRESETS)), presets.ConvDecoderSpec],

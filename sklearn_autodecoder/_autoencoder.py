@@ -11,8 +11,8 @@ from functools import partial
 
 import torch
 
-from ._architectures import ConvDecoderMixin, MLPDecoderMixin
-from ._base import COMMON_SETTINGS, BaseRepresentationEstimator, make_weight_optimizer, nullable
+from ._architectures import ConvDecoderMixin, MLPDecoderMixin, check_module_widths
+from ._base import COMMON_SETTINGS, BaseRepresentationEstimator, Representation, make_weight_optimizer, nullable
 from ._data import map_rows, output_dtype
 from ._inference import frozen
 from ._load import decoder_load, encoder_load, n_free_parameters
@@ -34,25 +34,26 @@ class BaseAutoEncoder(BaseRepresentationEstimator):
             encoder = self.encoder_.float().to(data.device)
         else:
             encoder = self._build_encoder(data.n_features, settings).to(data.device)
+            check_module_widths(encoder, data.n_features, settings["n_components"], "encoder")
         optimizer = partial(
             make_weight_optimizer,
             name=settings["optimizer"],
             lr=settings["learning_rate"],
             weight_decay=settings["weight_decay"],
         )
-        return EncoderRepresentation(encoder), optimizer, None
+        return Representation(EncoderRepresentation(encoder), optimizer)
 
-    def _store_representation(self, module, data, train, valid, generator, prior):
+    def _finish_fit(self, module, data, train, valid, generator, prior):
         self.encoder_ = module.encoder.eval()
 
-    def _loads(self, decoder, representation, settings, data):
+    def _load_ratios(self, decoder, representation, settings, data):
         m, n_train = settings["n_components"], len(data)
         return {
             "decoder_load_": decoder_load(n_train, self._n_observed(data) / n_train, m, decoder),
             "encoder_load_": encoder_load(n_train, m, n_free_parameters(representation)),
         }
 
-    def _encode(self, data, decoder):
+    def _latents_of(self, data, decoder):
         """The encoder's output, batch by batch (missing entries reach it as zeros)."""
         encoder = self._module_for(self.encoder_, data.dtype)
         with torch.no_grad(), frozen(encoder):
@@ -118,6 +119,27 @@ class AutoEncoder(MLPDecoderMixin, BaseAutoEncoder):
         feature ``j`` only where ``connectivity[k, j]`` is 1. Needs
         ``hidden_layer_sizes=()``; the encoder stays dense. None gives dense
         layers.
+
+    decoder : torch.nn.Module, default=None
+        Your own decoder in place of the MLP: any module mapping latents of
+        shape (n, n_components) to samples of shape (n, n_features). fit
+        checks its output shape on a dummy batch, then trains a deep copy of
+        it (``decoder_``); the module passed is never changed. With
+        ``loss="bce"``, end it with an ``nn.Sigmoid`` (the loss then works
+        from its logits). ``hidden_layer_sizes`` and ``activation`` then
+        shape only an encoder the estimator builds. :meth:`save` stores it
+        when its class can be imported by name (import that module before
+        :func:`~sklearn_autodecoder.load`). None builds the MLP.
+
+    encoder : torch.nn.Module, default=None
+        Your own encoder in place of the MLP mirror of the decoder (the
+        autoencoders' representation; the auto-decoders' amortised start of
+        ``init="encoder"``): any module mapping samples of shape
+        (n, n_features), missing entries set to 0, to latents of shape
+        (n, n_components). fit checks its output shape on a dummy batch,
+        then trains a deep copy of it (``encoder_``); the module passed is
+        never changed. Stored by :meth:`save` as ``decoder`` is. None builds
+        the MLP.
 
     loss : {"mse", "bce", "poisson", "negative_binomial"} or Likelihood, default="mse"
         Reconstruction loss, summed over a sample's observed features. "bce"
@@ -305,6 +327,8 @@ class AutoEncoder(MLPDecoderMixin, BaseAutoEncoder):
         hidden_layer_sizes=(64,),
         activation="relu",
         connectivity=None,
+        decoder=None,
+        encoder=None,
         loss="mse",
         optimizer="adam",
         learning_rate=1e-3,
@@ -328,6 +352,8 @@ class AutoEncoder(MLPDecoderMixin, BaseAutoEncoder):
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
         self.connectivity = connectivity
+        self.decoder = decoder
+        self.encoder = encoder
         self.loss = loss
         self.optimizer = optimizer
         self.learning_rate = learning_rate

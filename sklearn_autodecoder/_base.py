@@ -10,8 +10,11 @@ and pickles. What differs is asked of two kinds of hooks:
   ``_check_n_features``, ``_build_decoder``, ``_build_encoder``;
 * the representation family (:mod:`._autodecoder` or :mod:`._autoencoder`):
   ``_make_representation`` (what is trained with the decoder),
-  ``_store_representation`` (what ``transform`` needs of it) and ``_encode``
-  (the latents of new samples).
+  ``_make_prior`` (a trainable prior on the latents), ``_finish_fit`` (what
+  ``transform`` needs of the fitted representation), ``_latents_of`` (the
+  latents of new samples) and ``_load_ratios`` (the fitted load attributes).
+
+See ``docs/architecture.md`` for every hook, who overrides and who calls it.
 """
 
 import copy
@@ -20,6 +23,7 @@ import warnings
 from contextlib import contextmanager
 from functools import partial
 from numbers import Integral, Real
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -27,6 +31,7 @@ from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, Transfo
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_array, check_random_state
 
+from ._architectures import check_module_widths
 from ._compat import Interval, StrOptions, _fit_context, check_is_fitted
 from ._data import RowData, check_rows, map_rows, output_dtype, slices, validate_rows
 from . import _distributed as distributed
@@ -36,12 +41,12 @@ from ._devices import (
     autocast,
     check_precision,
     compute_dtype,
-    is_available,
     prefer_channels_last,
     resolve_device,
 )
 from ._inference import frozen
-from ._persistence import SaveMixin
+from ._persistence import SaveMixin, runnable_device
+from ._priors import GaussianPrior, combine_priors
 from ._load import LowLoadWarning, decoder_load, n_free_parameters
 from ._likelihoods import LIKELIHOODS, Likelihood, get_likelihood, wrap_keeping_logits
 from ._losses import decoded_losses
@@ -62,6 +67,19 @@ COMMON_SETTINGS = (
     "max_iter",
     "batch_size",
 )
+
+
+class Representation(NamedTuple):
+    """What ``_make_representation`` returns."""
+
+    module: torch.nn.Module
+    """``module(index, x)``: a batch's latents (the latent table, or an encoder)."""
+    optimizer: object
+    """``optimizer(params)``: the representation's optimiser."""
+    held_out: object = None
+    """``held_out(index, x, mask)``: held-out rows' latents for early stopping (None: ``module``)."""
+    prior_start: object = None
+    """Latents a prior may start from (a data-driven start), or None."""
 
 
 def positive(kind):
@@ -170,27 +188,37 @@ class BaseRepresentationEstimator(
         """A torch module mapping (n, n_features) to (n, n_components)."""
         raise NotImplementedError
 
+    def _decoder_is_pca_linear(self):
+        """Whether PCA solves the decoder when it is linear (sets it in the PCA start)."""
+        return False
+
     # ---- representation hooks (see ._autodecoder, ._autoencoder) ---------------
 
     def _make_representation(self, decoder, data, settings, warm, generator, n_held_out):
         """What is trained jointly with ``decoder`` on the training rows ``data``.
 
-        Returns ``(module, optimizer_factory, held_out)``: ``module(index, x)``
-        gives a batch's latents, ``optimizer_factory(params)`` its optimiser,
-        and ``held_out(index, x, mask)`` the latents of the ``n_held_out``
-        held-out rows for early stopping (None: use ``module``).
+        Returns a :class:`Representation`: ``module(index, x)`` gives a
+        batch's latents, ``optimizer(params)`` its optimiser,
+        ``held_out(index, x, mask)`` the latents of the ``n_held_out``
+        held-out rows for early stopping (None: use ``module``), and
+        ``prior_start`` the latents a prior may start from (or None).
         """
         raise NotImplementedError
 
-    def _make_prior(self, settings, generator):
-        """A trainable prior module on the latents, or None (the default)."""
+    def _make_prior(self, settings, generator, start=None):
+        """A trainable prior on the latents (a :class:`~._priors.LatentPrior`), or None (the default)."""
         return None
 
-    def _store_representation(self, module, data, train, valid, generator, prior):
-        """Keep what ``transform`` needs of the fitted representation (and prior)."""
+    def _latent_prior(self, settings, prior):
+        """The latents' whole prior: ``latent_l2``'s Gaussian (if positive) and ``prior``, or None."""
+        strength = settings.get("latent_l2", 0.0)
+        return combine_priors(GaussianPrior(strength) if strength else None, prior)
+
+    def _finish_fit(self, module, data, train, valid, generator, prior):
+        """Finish the fit after training: keep what ``transform`` needs of the representation and prior."""
         raise NotImplementedError
 
-    def _encode(self, data, decoder):
+    def _latents_of(self, data, decoder):
         """Latents of ``data`` (a :class:`~._data.RowData`) as an array in its output dtype."""
         raise NotImplementedError
 
@@ -314,6 +342,7 @@ class BaseRepresentationEstimator(
                 decoder = self.decoder_.float().to(data.device)
             else:
                 decoder = self._build_decoder(data.n_features, settings).to(data.device)
+                check_module_widths(decoder, settings["n_components"], data.n_features, "decoder")
             decoder = prefer_channels_last(decoder, data.device)
             # Multiply-adds of a training batch's forward pass: what the default
             # thread count (n_jobs=None) scales with.
@@ -323,16 +352,16 @@ class BaseRepresentationEstimator(
             # The representation's start (PCA's SVD) and the prior's (EM) run
             # BLAS and torch code too: under the same thread limit as training.
             with self._threads():
-                module, optimizer, held_out = self._make_representation(
+                module, optimizer, held_out, prior_start = self._make_representation(
                     decoder, train_data, settings, warm, generator, 0 if valid is None else len(valid)
                 )
-                prior = self._make_prior(settings, generator)
+                prior = self._make_prior(settings, generator, prior_start)
         with self._threads():
-            loads = self._loads(decoder, module, settings, train_data)
+            loads = self._load_ratios(decoder, module, settings, train_data)
             model = RepresentationModel(
                 distributed.wrap(self._compiled(module), data.device),
                 wrap_keeping_logits(decoder, lambda m: distributed.wrap(self._compiled(m), data.device)),
-                None if prior is None else prior.to(data.device),
+                self._latent_prior(settings, None if prior is None else prior.to(data.device)),
                 likelihood.to(data.device),
             )
             net = self._make_net(model, optimizer, held_out, settings, data, generator)
@@ -353,7 +382,7 @@ class BaseRepresentationEstimator(
             # A generator every rank derives alike (the training one advanced with
             # each rank's shard size), for what is fitted after the loop.
             after = torch.Generator().manual_seed(seed + 1)
-            self._store_representation(module, data, train, valid, after, prior)
+            self._finish_fit(module, data, train, valid, after, prior)
         return self
 
     def _warn_unconverged(self, net, settings):
@@ -405,7 +434,7 @@ class BaseRepresentationEstimator(
         batches = data.batches(slices(len(data), TRANSFORM_BATCH_SIZE), prefetch=False)
         return sum(x.numel() if mask is None else int(mask.sum()) for _, x, mask in batches)
 
-    def _loads(self, decoder, representation, settings, data):
+    def _load_ratios(self, decoder, representation, settings, data):
         """Fitted load attributes, warning when the decoder's is below 1.
 
         Missing entries are not counted as data, so they do not inflate the
@@ -429,7 +458,6 @@ class BaseRepresentationEstimator(
         verbose = int(self.verbose) if distributed.rank() == 0 else 0  # one log, rank 0's
         return RepresentationNet(
             model,
-            latent_l2=settings.get("latent_l2", 0.0),
             weight_optimizer=partial(
                 make_weight_optimizer,
                 name=settings["optimizer"],
@@ -490,7 +518,7 @@ class BaseRepresentationEstimator(
         check_is_fitted(self)
         data = self._rows(X, reset=False)
         with self._threads(), autocast(self.precision, self.device_):
-            return self._encode(data, self._decoder_for(data.dtype))
+            return self._latents_of(data, self._decoder_for(data.dtype))
 
     def inverse_transform(self, X, library_size=None):
         """Decode latent vectors into samples.
@@ -563,7 +591,7 @@ class BaseRepresentationEstimator(
         decoder = self._decoder_for(data.dtype)
         likelihood = self._module_for(self._likelihood(), data.dtype)
         with self._threads(), autocast(self.precision, self.device_):
-            Z = self._encode(data, decoder)
+            Z = self._latents_of(data, decoder)
         total, n_observed = 0.0, 0
         with self._threads(), torch.no_grad(), frozen(decoder), autocast(self.precision, self.device_):
             for rows, x, mask in data.batches(slices(len(data), self._transform_batch_size())):
@@ -586,13 +614,7 @@ class BaseRepresentationEstimator(
     def __setstate__(self, state):
         super().__setstate__(state)
         if "decoder_" in state:
-            if not is_available(self.device_):
-                warnings.warn(
-                    f"This model was fitted on {self.device_}, which is not available "
-                    "here; it now runs on the CPU.",
-                    UserWarning,
-                )
-                self.device_ = torch.device("cpu")
+            self.device_ = runnable_device(self.device_)
             for name in self._torch_attributes:
                 if getattr(self, name, None) is not None:
                     setattr(self, name, getattr(self, name).to(self.device_))

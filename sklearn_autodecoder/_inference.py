@@ -53,9 +53,8 @@ from torch.func import hessian, jvp, vmap
 
 from ._likelihoods import get_likelihood
 from ._losses import masked_sum
+from ._priors import GaussianPrior
 from .nn import MaskedLinear
-
-METHODS = ("lbfgs", "lm", "adam")
 
 # Decoder evaluations run on a multiple of this many rows (see _pad).
 _ROW_BLOCK = 16
@@ -114,11 +113,6 @@ def frozen(module):
         for p, flag in zip(module.parameters(), flags):
             p.requires_grad_(flag)
         module.train(was_training)
-
-
-def l2_penalty(strength):
-    """``penalty(z) = strength * ||z||^2`` per row (a Gaussian prior's -log p, up to scale)."""
-    return lambda z: strength * z.pow(2).sum(dim=1)
 
 
 class _ChunkProblem:
@@ -551,7 +545,12 @@ def _adam_chunk(problem, z0, *, max_iter, learning_rate, tol):
     return best, n_iter, converged
 
 
+# The values of ``inference_method=``: a solver is
+# ``solve(problem, z0, *, max_iter, learning_rate, tol) -> (z, n_iter, converged)``
+# on one chunk's ``_ChunkProblem``, every row on its own. Adding a method is one
+# function and one line here.
 _SOLVERS = {"lbfgs": _lbfgs_chunk, "lm": _lm_chunk, "adam": _adam_chunk}
+METHODS = tuple(_SOLVERS)
 
 
 def infer_latents(
@@ -569,7 +568,6 @@ def infer_latents(
     latent_l2=0.0,
     batch_size=256,
     device="cpu",
-    callback=None,
 ):
     """Infer the latents of ``X`` under a frozen ``decoder``.
 
@@ -614,13 +612,12 @@ def infer_latents(
         log-likelihood). "lm" also needs it to work under ``torch.func``
         transforms (plain tensor operations do).
     latent_l2 : float, default=0.0
-        Shorthand for ``penalty=l2_penalty(latent_l2)``.
+        Shorthand for ``penalty=GaussianPrior(latent_l2).penalty`` (see
+        :mod:`._priors`).
     batch_size : int, default=256
         Samples per chunk: bounds device memory.
     device : torch.device or str, default="cpu"
         Where the optimisation runs.
-    callback : callable, default=None
-        Called as ``callback(n_done, n_samples)`` after each chunk (progress).
 
     Returns
     -------
@@ -634,7 +631,7 @@ def infer_latents(
     if latent_l2:
         if penalty is not None:
             raise ValueError("Pass either penalty or latent_l2, not both.")
-        penalty = l2_penalty(latent_l2)
+        penalty = GaussianPrior(latent_l2).penalty
     solve = _SOLVERS[method]
     if torch.is_tensor(init):
         starts = iter(torch.split(init, batch_size))
@@ -649,8 +646,6 @@ def infer_latents(
             latents.append(z)
             n_iter.append(steps)
             converged.append(done)
-            if callback is not None:
-                callback(sum(len(z) for z in latents), len(X))
     if not latents:  # no rows
         empty = torch.zeros(0, dtype=torch.long, device=device)
         return InferenceResult(X.new_zeros(0, 0).to(device), empty, empty.bool())

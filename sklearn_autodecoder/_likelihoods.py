@@ -73,6 +73,9 @@ mean by; the Gaussian and Bernoulli ignore it)
 ``check_rows(X, scale=None)``
     Checks X's values (chunk by chunk, never copying) and returns whether
     X has missing entries; see :func:`~._data.check_rows`.
+``fit_noise_variance(decoder, data, latents, batch_size)``
+    A noise parameter fitted after training (the Gaussian's variance,
+    ``noise_variance_``), or None.
 
 Optional methods (the defaults do nothing), for likelihoods with per-feature
 parameters or per-row scales (the count likelihoods)
@@ -112,6 +115,8 @@ SETUP_BATCH_VALUES = 2**22
 # Range of the negative binomial's moment start of theta (per feature).
 THETA_START_MIN, THETA_START_MAX = 0.01, 1e4
 
+# Floor of a fitted noise variance (a perfect fit must not give -inf).
+MIN_NOISE_VARIANCE = 1e-12
 # F.binary_cross_entropy clamps its logs at -100; the pairwise form does too,
 # so that both rank candidates alike.
 _LOG_FLOOR = -100.0
@@ -125,6 +130,15 @@ _RESHAPES = (nn.Flatten, nn.Unflatten, nn.Identity)
 _LOGIT_VIEWS = weakref.WeakKeyDictionary()
 # decoder -> its log-proportion head (count likelihoods), or None.
 _LOG_PROPORTION_HEADS = weakref.WeakKeyDictionary()
+
+
+def masked_sum(elements, mask=None):
+    """Sum each row of ``elements`` over its observed (``mask`` True) entries."""
+    if mask is not None:
+        # torch.where (not a product) so that a NaN/inf in a hidden entry's
+        # loss cannot leak into the sum or its gradient.
+        elements = torch.where(mask, elements, torch.zeros((), dtype=elements.dtype, device=elements.device))
+    return elements.sum(dim=1)
 
 
 class Likelihood(nn.Module):
@@ -211,6 +225,10 @@ class Likelihood(nn.Module):
             )
         return x_hat
 
+    def fit_noise_variance(self, decoder, data, latents, batch_size):
+        """The fitted noise variance of the training rows, or None (no such parameter)."""
+        return None
+
 
 class GaussianLikelihood(Likelihood):
     """Gaussian noise: the squared error ``(f - x)^2`` (``loss="mse"``).
@@ -249,6 +267,30 @@ class GaussianLikelihood(Likelihood):
     def log_normaliser(self, x, mask, noise_variance=None):
         n_observed = (torch.ones_like(x) if mask is None else mask).sum(dim=1).double()
         return 0.5 * n_observed * math.log(2 * math.pi * noise_variance)
+
+    @torch.no_grad()
+    def fit_noise_variance(self, decoder, data, latents, batch_size):
+        """The noise variance as probabilistic PCA estimates it.
+
+        The residual sum of squares of the training rows ``data`` (a
+        :class:`~._data.RowData`) at their fitted ``latents``, over the
+        observed entries, divided by their number less the latents' degrees
+        of freedom (``n_components`` per sample); floored at
+        ``MIN_NOISE_VARIANCE``.
+        """
+        total, count = 0.0, 0
+        Z = torch.as_tensor(latents, dtype=torch.float32)
+        was_training = decoder.training
+        decoder.eval()
+        try:
+            for rows, x, mask in data.batches(slices(len(data), batch_size)):
+                z = Z[rows].to(data.device)
+                total += float(masked_sum(self.elementwise(decoder(z).float(), x), mask).sum())
+                count += x.numel() if mask is None else int(mask.sum())
+        finally:
+            decoder.train(was_training)
+        dof = max(count - Z.numel(), 1)
+        return max(total / dof, MIN_NOISE_VARIANCE)
 
 
 class BernoulliLikelihood(Likelihood):
@@ -430,9 +472,6 @@ class _CountLikelihood(Likelihood):
         check_counts(X, loss=self.name)
         return has_nan
 
-    def expected_counts(self, x_hat, library_size):
-        """Expected counts of decoded proportions ``x_hat`` at ``library_size`` per row."""
-        return library_size * x_hat / x_hat.sum(dim=1, keepdim=True)
 
 
 class PoissonLikelihood(_CountLikelihood):

@@ -15,11 +15,10 @@ probabilities, a saturated output has an exactly zero gradient (a logit of
 itself still maps latents to probabilities.
 """
 
-import torch
-
 from ._likelihoods import (
     LIKELIHOODS,
     get_likelihood,
+    masked_sum,
     split_output_activation,
     wrap_keeping_logits,
 )
@@ -27,7 +26,6 @@ from ._likelihoods import (
 __all__ = [
     "LOSSES",
     "decode_and_losses",
-    "decode_logits",
     "decoded_losses",
     "masked_sum",
     "output_and_loss",
@@ -38,15 +36,6 @@ __all__ = [
 
 # The public names of ``loss=`` (the likelihood registry's keys).
 LOSSES = tuple(LIKELIHOODS)
-
-
-def masked_sum(elements, mask=None):
-    """Sum each row of ``elements`` over its observed (``mask`` True) entries."""
-    if mask is not None:
-        # torch.where (not a product) so that a NaN/inf in a hidden entry's
-        # loss cannot leak into the sum or its gradient.
-        elements = torch.where(mask, elements, torch.zeros((), dtype=elements.dtype, device=elements.device))
-    return elements.sum(dim=1)
 
 
 def sample_losses(x_hat, x, loss, mask=None):
@@ -70,24 +59,6 @@ def sample_losses(x_hat, x, loss, mask=None):
     losses : torch.Tensor of shape (n_samples,)
     """
     return masked_sum(get_likelihood(loss).elementwise(x_hat, x, mask), mask)
-
-
-def decode_logits(decoder, z):
-    """Pre-sigmoid outputs of ``decoder`` at ``z``.
-
-    Raises
-    ------
-    ValueError
-        If the decoder does not end with a Sigmoid (see
-        :func:`split_output_activation`).
-    """
-    logits = split_output_activation(decoder)
-    if logits is None:
-        raise ValueError(
-            f"{type(decoder).__name__} does not end with an nn.Sigmoid (optionally followed "
-            "by Flatten/Unflatten), so it has no logits."
-        )
-    return logits(z)
 
 
 def output_and_loss(decoder, loss):

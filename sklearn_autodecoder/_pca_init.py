@@ -231,32 +231,6 @@ def _as_psi(noise_variance, n_features):
     return np.broadcast_to(np.asarray(noise_variance, dtype=np.float64), (n_features,))
 
 
-def ppca_log_likelihood(X, weight, bias, noise_variance):
-    """Log-likelihood of each sample's observed entries under a linear Gaussian model.
-
-    The marginal density ``N(x_o; b_o, W_o W_o^T + Psi_o)``, latent
-    integrated out (not a point estimate), so that on held-out data it does
-    not keep rising with more components.
-
-    Parameters
-    ----------
-    X : ndarray of shape (n_samples, n_features)
-        Samples, NaN for missing entries.
-    weight : ndarray of shape (n_features, n_components)
-    bias : ndarray of shape (n_features,)
-    noise_variance : float or ndarray of shape (n_features,)
-        Isotropic (PPCA) or per-feature (factor analysis) noise variance.
-
-    Returns
-    -------
-    log_likelihood : ndarray of shape (n_samples,)
-    """
-    X = np.asarray(X, dtype=np.float64)
-    observed = ~np.isnan(X)
-    psi = _as_psi(noise_variance, X.shape[1])
-    return _posterior(np.where(observed, X - bias, 0.0), observed, weight, psi)[2]
-
-
 def n_parameters(n_features, n_components, noise_model="isotropic"):
     """Free parameters of a PPCA or factor-analysis model (for AIC / BIC).
 

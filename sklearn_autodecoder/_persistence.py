@@ -287,10 +287,44 @@ class _Encoder:
                 raise _unsupported(path, value, " (a likelihood class outside the package's registry)")
             return {TYPE_KEY: "likelihood", "name": value.name, "params": self.dict(value.get_params(), path)}
         if isinstance(value, torch.nn.Module):
-            raise _unsupported(path, value, " (torch modules are stored only as fitted attributes)")
+            return self.user_module(value, path)
         if callable(value):
             raise _unsupported(path, value, " (a callable is code)")
         raise _unsupported(path, value)
+
+    def user_module(self, module, path):
+        """A module given as a parameter (``decoder=``): its class by name, attributes, tensors.
+
+        Like pickle, but for ``nn.Module`` trees only: the class is named
+        (it must be importable by that name), every plain attribute is a
+        JSON value, each parameter and buffer a tensor, each child module
+        a node of its own. Hooks and callables are code: refused.
+        """
+        cls = type(module)
+        name = f"{cls.__module__}:{cls.__qualname__}"
+        if "<" in cls.__qualname__ or _find_class(cls.__module__, cls.__qualname__) is not cls:
+            raise _unsupported(path, module, " (its class cannot be imported by its name: define it "
+                               "at the top level of an importable module, not in __main__ or a function)")
+        state = vars(module)
+        hooks = [key for key in _MODULE_INTERNALS if isinstance(state.get(key), dict) and state[key]
+                 and "hook" in key]
+        if hooks:
+            raise _unsupported(path, module, f" (it has hooks, which are code: {', '.join(hooks)})")
+        return {
+            TYPE_KEY: "torch_module",
+            "class": name,
+            "training": module.training,
+            "attributes": {k: self.value(v, f"{path}.{k}") for k, v in state.items()
+                           if k not in _MODULE_INTERNALS},
+            "parameters": {k: None if p is None else {"tensor": self.tensor(p, f"{path}.{k}"),
+                                                      "requires_grad": p.requires_grad}
+                           for k, p in module._parameters.items()},
+            "buffers": {k: None if b is None else self.tensor(b, f"{path}.{k}")
+                        for k, b in module._buffers.items()},
+            "non_persistent": sorted(module._non_persistent_buffers_set),
+            "children": {k: None if c is None else self.user_module(c, f"{path}.{k}")
+                         for k, c in module._modules.items()},
+        }
 
     def dict(self, value, path):
         # A string-keyed dict is a plain JSON object, unless a key could be
@@ -320,6 +354,47 @@ class _Encoder:
             raise _unsupported(path, value, f" (dtype {value.dtype})")
         native = value.astype(value.dtype.newbyteorder("="), copy=False)
         return {TYPE_KEY: "array", "tensor": self.tensor(torch.from_numpy(np.ascontiguousarray(native)), path)}
+
+
+# What nn.Module.__init__ puts in every module's __dict__ (stored apart, or empty hooks).
+_MODULE_INTERNALS = frozenset(vars(torch.nn.Module()))
+
+
+def _find_class(module_name, qualname, imported_only=False):
+    """The class ``module_name:qualname``, or None; with ``imported_only``, from ``sys.modules`` alone."""
+    import importlib
+
+    if imported_only:
+        owner = sys.modules.get(module_name)
+    else:
+        try:
+            owner = importlib.import_module(module_name)
+        except ImportError:
+            return None
+    for part in qualname.split("."):
+        owner = getattr(owner, part, None) if part.isidentifier() and not part.startswith("__") else None
+    return owner
+
+
+def runnable_device(device, warned=None):
+    """``device`` if it is available here, else the CPU, with a warning.
+
+    The one device fallback of loaded models (:func:`load`, and unpickling
+    in ``BaseRepresentationEstimator.__setstate__``). ``warned``: a set of
+    devices already warned about, to warn once per device.
+    """
+    device = torch.device(device)
+    if is_available(device):
+        return device
+    if warned is None or device not in warned:
+        if warned is not None:
+            warned.add(device)
+        warnings.warn(
+            f"This model was fitted on {device}, which is not available here; it now runs on the CPU.",
+            UserWarning,
+            stacklevel=3,
+        )
+    return torch.device("cpu")
 
 
 def _module_device(module):
@@ -519,19 +594,8 @@ class _Decoder:
         return self.tensors[key]
 
     def device(self, name):
-        """The device ``name``, or the CPU (with a warning) where it is not available."""
-        device = torch.device(name)
-        if is_available(device):
-            return device
-        if device not in self.warned:
-            self.warned.add(device)
-            warnings.warn(
-                f"This model was fitted on {device}, which is not available here; it now "
-                "runs on the CPU.",
-                UserWarning,
-                stacklevel=2,
-            )
-        return torch.device("cpu")
+        """The device ``name``, or the CPU (with one warning per device) where it is not available."""
+        return runnable_device(name, warned=self.warned)
 
     def estimator(self, node, path):
         classes = _estimator_classes()
@@ -663,6 +727,51 @@ class _Decoder:
     def _estimator(self, node, path):
         return self.estimator(node, path)
 
+    def _torch_module(self, node, path):
+        """A module parameter rebuilt as pickle would, from classes already imported only.
+
+        No module is imported and no function of the file called: the class
+        must be an ``nn.Module`` subclass of a module the program has
+        imported; the instance is made without its ``__init__`` and given
+        the stored attributes, tensors and children.
+        """
+        name = node.get("class")
+        _expect(type(name) is str and name.count(":") == 1, f"{path}: bad module class.")
+        module_name, qualname = name.split(":")
+        cls = _find_class(module_name, qualname, imported_only=True)
+        if not (isinstance(cls, type) and issubclass(cls, torch.nn.Module)):
+            raise ModelFileError(
+                f"{path} is a {qualname} of module {module_name}, which is not imported: import "
+                f"it (e.g. `import {module_name}`) before load(), which imports nothing a file names."
+            )
+        attributes, parameters, buffers, children = (
+            node.get(key) for key in ("attributes", "parameters", "buffers", "children")
+        )
+        _expect(all(type(v) is dict for v in (attributes, parameters, buffers, children))
+                and type(node.get("training")) is bool and type(node.get("non_persistent")) is list,
+                f"{path}: malformed module.")
+        # Attributes are identifiers; children, parameters and buffers may be "0", "1" (nn.Sequential).
+        _expect(all(type(k) is str and k.isidentifier() and not k.startswith("__") and k not in _MODULE_INTERNALS
+                    for k in attributes)
+                and all(type(k) is str and k and "." not in k and not k.startswith("__")
+                        for k in [*parameters, *buffers, *children]), f"{path}: invalid attribute name.")
+        module = cls.__new__(cls)
+        torch.nn.Module.__init__(module)
+        for key, value in attributes.items():
+            module.__dict__[key] = self.value(value, f"{path}.{key}")
+        for key, value in parameters.items():
+            _expect(value is None or (type(value) is dict and type(value.get("requires_grad")) is bool),
+                    f"{path}.{key}: bad parameter.")
+            module._parameters[key] = None if value is None else torch.nn.Parameter(
+                self.tensor(value.get("tensor")), requires_grad=value["requires_grad"])
+        for key, value in buffers.items():
+            module._buffers[key] = None if value is None else self.tensor(value)
+        module._non_persistent_buffers_set.update(k for k in node["non_persistent"] if k in buffers)
+        for key, value in children.items():
+            module._modules[key] = None if value is None else self._torch_module(value, f"{path}.{key}")
+        module.training = node["training"]
+        return module
+
     def _likelihood(self, node, path):
         cls = LIKELIHOODS.get(node.get("name")) if type(node.get("name")) is str else None
         params = self.value(node.get("params"), path)
@@ -684,6 +793,7 @@ class _Decoder:
         "random_state": _random_state,
         "estimator": _estimator,
         "likelihood": _likelihood,
+        "torch_module": _torch_module,
     }
 
 

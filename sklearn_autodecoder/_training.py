@@ -26,7 +26,6 @@ from . import _distributed as distributed
 from ._data import slices
 from ._devices import autocast
 from ._losses import decoded_losses
-from ._priors import prior_loss
 
 # Adam's learning rate for a latent prior's parameters (the DGD code's).
 PRIOR_LEARNING_RATE = 1e-2
@@ -92,12 +91,13 @@ class RepresentationNet(NeuralNet):
     Parameters
     ----------
     module : RepresentationModel
-        The representation, the decoder, and optionally a prior and the
-        likelihood (``module.likelihood``: the reconstruction loss, see
-        :mod:`._likelihoods`; :mod:`._losses` for the reduction), trained
-        jointly; the likelihood's parameters, if any, with the decoder's.
-    latent_l2 : float
-        Weight of an L2 prior on the latents of the batch.
+        The representation, the decoder, the likelihood
+        (``module.likelihood``: the reconstruction loss, see
+        :mod:`._likelihoods`; :mod:`._losses` for the reduction) and
+        optionally the latent prior (``module.prior``, a
+        :class:`~._priors.LatentPrior`), trained jointly; the likelihood's
+        parameters, if any, with the decoder's, the prior's with their own
+        Adam.
     weight_optimizer : callable
         ``weight_optimizer(params)`` builds the decoder's optimiser.
     representation_optimizer : callable
@@ -123,7 +123,6 @@ class RepresentationNet(NeuralNet):
         self,
         module,
         *,
-        latent_l2,
         weight_optimizer,
         representation_optimizer,
         held_out=None,
@@ -133,7 +132,6 @@ class RepresentationNet(NeuralNet):
         **kwargs,
     ):
         super().__init__(module, criterion=torch.nn.Identity, train_split=None, **kwargs)
-        self.latent_l2 = latent_l2
         self.weight_optimizer = weight_optimizer
         self.representation_optimizer = representation_optimizer
         self.held_out = held_out
@@ -149,10 +147,9 @@ class RepresentationNet(NeuralNet):
         self.representation_optimizer_ = self.representation_optimizer(
             self.module_.representation.parameters()
         )
-        if self.module_.prior is not None:
-            self.prior_optimizer_ = torch.optim.Adam(
-                self.module_.prior.parameters(), lr=PRIOR_LEARNING_RATE
-            )
+        prior = self.module_.prior
+        if prior is not None and any(True for _ in prior.parameters()):
+            self.prior_optimizer_ = torch.optim.Adam(prior.parameters(), lr=PRIOR_LEARNING_RATE)
         self.scaler_ = torch.amp.GradScaler("cuda") if self.precision == "float16" else None
         return self
 
@@ -207,12 +204,11 @@ class RepresentationNet(NeuralNet):
         # that does not vanish when saturated), in the data's dtype.
         losses = decoded_losses(self.module_.decoder, z, x, self.module_.likelihood, mask)
         data = losses.sum()
-        total = data
-        if self.latent_l2:
-            total = total + self.latent_l2 * z.pow(2).sum()
-        if self.module_.prior is not None:
-            total = total + self._prior_weight(data, x, mask) * prior_loss(self.module_.prior, z.to(x.dtype))
-        return total
+        prior = self.module_.prior
+        if prior is None:
+            return data
+        units = self._prior_weight(data, x, mask) if prior.needs_units else None
+        return data + prior.training_loss(z.to(x.dtype), units)
 
     def _prior_weight(self, data, x, mask):
         """The prior's nats in the units of the batch's reconstruction loss.

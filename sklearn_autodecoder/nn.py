@@ -163,11 +163,12 @@ class EncoderRepresentation(nn.Module):
 
 
 class RepresentationModel(nn.Module):
-    """A representation (latent table or encoder) followed by a decoder.
+    """The modules trained together: a representation (latent table or encoder) and a decoder.
 
-    ``forward(index, x)`` returns ``(z, x_hat)``: the latents of the batch and
-    their reconstructions, so the training loop can add a prior on ``z``.
-    ``prior`` (a module with trainable parameters, e.g. a Gaussian mixture
+    A container, not a forward pass: the training loop
+    (:class:`~._training.RepresentationNet`) calls
+    ``representation(index, x)`` for a batch's latents and scores their
+    decoding with the likelihood. ``prior`` (a latent prior, see :mod:`._priors`, e.g. a Gaussian mixture
     on the latents) trains with them when given, and so do the parameters
     of ``likelihood`` (see :mod:`._likelihoods`).
     """
@@ -178,7 +179,3 @@ class RepresentationModel(nn.Module):
         self.decoder = decoder
         self.prior = prior
         self.likelihood = likelihood
-
-    def forward(self, index, x):
-        z = self.representation(index, x)
-        return z, self.decoder(z)

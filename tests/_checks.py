@@ -91,3 +91,64 @@ def expected_width_failures(*fixed_width_classes):
         return {}
 
     return expected
+
+
+def string_comparisons(tree, names):
+    """(line, name) of every comparison (``==``, ``in``, ...) with one of ``names`` as a string literal."""
+    import ast
+
+    found = []
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.Compare):
+            continue
+        for operand in [node.left, *node.comparators]:
+            literals = operand.elts if isinstance(operand, (ast.Tuple, ast.List, ast.Set)) else [operand]
+            found += [(node.lineno, lit.value) for lit in literals
+                      if isinstance(lit, ast.Constant) and lit.value in names]
+    return found
+
+
+def comparisons_outside(room, names):
+    """``file:line`` of the package's comparisons with ``names`` outside the module ``room``."""
+    import ast
+    import pathlib
+
+    import sklearn_autodecoder
+
+    package = pathlib.Path(sklearn_autodecoder.__file__).parent
+    return [
+        f"{path.name}:{line} compares with {name!r}"
+        for path in sorted(package.rglob("*.py"))
+        if path.name != room
+        for line, name in string_comparisons(ast.parse(path.read_text()), names)
+    ]
+
+
+def ppca_log_likelihood(X, weight, bias, noise_variance):
+    """Log-likelihood of each sample's observed entries under a linear Gaussian model.
+
+    The marginal density ``N(x_o; b_o, W_o W_o^T + Psi_o)``, latent
+    integrated out (not a point estimate), so that on held-out data it does
+    not keep rising with more components.
+
+    Parameters
+    ----------
+    X : ndarray of shape (n_samples, n_features)
+        Samples, NaN for missing entries.
+    weight : ndarray of shape (n_features, n_components)
+    bias : ndarray of shape (n_features,)
+    noise_variance : float or ndarray of shape (n_features,)
+        Isotropic (PPCA) or per-feature (factor analysis) noise variance.
+
+    Returns
+    -------
+    log_likelihood : ndarray of shape (n_samples,)
+    """
+    import numpy as np
+
+    from sklearn_autodecoder._pca_init import _as_psi, _posterior
+
+    X = np.asarray(X, dtype=np.float64)
+    observed = ~np.isnan(X)
+    psi = _as_psi(noise_variance, X.shape[1])
+    return _posterior(np.where(observed, X - bias, 0.0), observed, weight, psi)[2]

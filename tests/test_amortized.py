@@ -10,13 +10,19 @@ from sklearn.datasets import load_digits
 import sklearn_autodecoder._amortized as amortized
 from sklearn_autodecoder import AutoDecoder, ConvAutoDecoder
 from sklearn_autodecoder._data import RowData
-from sklearn_autodecoder._amortized import encode_in_chunks, encoder_input, fit_encoder
+from sklearn_autodecoder._amortized import encode, encoder_input, fit_encoder
+from sklearn_autodecoder._inference import _chunks
 from sklearn_autodecoder.presets import ConvDecoderSpec
 
 FAST = dict(
     n_components=3, hidden_layer_sizes=(16,), max_iter=60, init="encoder", encoder_max_iter=150,
     inference_max_iter=30, device="cpu", random_state=0,
 )
+
+
+def encode_in_chunks(encoder, X, mask, batch_size, device):
+    """:func:`encode` over ``X`` in chunks of ``batch_size`` rows."""
+    return torch.cat([encode(encoder, x, m) for x, m in _chunks(X, mask, batch_size, device)])
 
 
 @pytest.fixture(scope="module")

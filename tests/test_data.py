@@ -44,8 +44,8 @@ def test_fit_on_a_memmap_makes_no_full_copy(tmp_path, monkeypatch):
     monkeypatch.setattr(data, "CHECK_CHUNK_BYTES", 2**20)  # validation temporaries: ~0.3 MB
     # Small training sets start from an in-memory PCA by design; large ones
     # from a subsample's, projected batch by batch (here 64 rows at a time).
-    monkeypatch.setattr("sklearn_autodecoder._autodecoder.PCA_START_MAX_VALUES", 0)
-    monkeypatch.setattr("sklearn_autodecoder._autodecoder.PCA_SUBSAMPLE_VALUES", 2**14)
+    monkeypatch.setattr("sklearn_autodecoder._starts.PCA_START_MAX_VALUES", 0)
+    monkeypatch.setattr("sklearn_autodecoder._starts.PCA_SUBSAMPLE_VALUES", 2**14)
     rng = np.random.RandomState(0)
     X = _memmap(tmp_path, rng.rand(8000, 256))
     model = AutoDecoder(n_components=2, hidden_layer_sizes=(), max_iter=1, batch_size=256,

@@ -11,16 +11,16 @@ from sklearn.utils.estimator_checks import check_methods_subset_invariance
 
 from sklearn_autodecoder import AutoDecoder, ConvAutoDecoder
 from sklearn_autodecoder._load import LowLoadWarning
-from sklearn_autodecoder._autodecoder import INIT_STRATEGIES
+from sklearn_autodecoder._starts import INIT_STRATEGIES
 from sklearn_autodecoder._inference import (
     METHODS,
     frozen,
     infer_latents,
-    l2_penalty,
     nearest_latents,
     pairwise_losses,
 )
 from sklearn_autodecoder._losses import sample_losses
+from sklearn_autodecoder._priors import GaussianPrior
 from sklearn_autodecoder.presets import ConvDecoderSpec
 
 FAST = dict(
@@ -258,11 +258,11 @@ def test_l2_penalty_gives_the_ridge_solution(method):
     zeros = lambda x, m: torch.zeros(len(x), 3, dtype=x.dtype)  # noqa: E731
     kw = dict(loss="mse", method=method, max_iter=100, tol=1e-12)
     shorthand = infer_latents(decoder, X, zeros, latent_l2=2.0, **kw).latents
-    callable_ = infer_latents(decoder, X, zeros, penalty=l2_penalty(2.0), **kw).latents
+    callable_ = infer_latents(decoder, X, zeros, penalty=GaussianPrior(2.0).penalty, **kw).latents
     torch.testing.assert_close(shorthand, callable_, rtol=0, atol=0)
     torch.testing.assert_close(shorthand, ridge, rtol=0, atol=1e-5)
     with pytest.raises(ValueError, match="either penalty or latent_l2"):
-        infer_latents(decoder, X, zeros, latent_l2=1.0, penalty=l2_penalty(1.0), loss="mse")
+        infer_latents(decoder, X, zeros, latent_l2=1.0, penalty=GaussianPrior(1.0).penalty, loss="mse")
 
 
 @pytest.mark.parametrize("method", METHODS)
@@ -298,12 +298,6 @@ def test_saturated_bce_start_still_moves(method):
     kw = dict(loss="bce", method=method, max_iter=200, learning_rate=5.0)
     z = infer_latents(decoder, X, start, **kw).latents
     assert float(z) < -3.0  # the optimum is at -infinity; it left the plateau
-
-
-def test_callback_reports_progress(decoder):
-    calls = []
-    infer_latents(decoder, _randn(20, 6), _zeros, loss="mse", max_iter=3, batch_size=7, callback=lambda *a: calls.append(a))
-    assert calls == [(7, 20), (14, 20), (20, 20)]
 
 
 def test_unknown_method(decoder):

@@ -1,13 +1,13 @@
 """The likelihood objects: derivatives, units, registry, and their room."""
 
 import ast
-import pathlib
 
 import numpy as np
 import pytest
 import torch
 
-import sklearn_autodecoder
+from _checks import comparisons_outside, string_comparisons
+
 from sklearn_autodecoder import AutoDecoder
 from sklearn_autodecoder._likelihoods import (
     LIKELIHOODS,
@@ -96,36 +96,15 @@ def test_likelihood_object_as_loss():
     np.testing.assert_array_equal(by_name.transform(X), by_object.transform(X))
 
 
-def _string_comparisons(tree, names):
-    """(line, name) of every ``==``/``!=``/``in`` comparison with one of ``names`` as a string literal."""
-    found = []
-    for node in ast.walk(tree):
-        if not isinstance(node, ast.Compare):
-            continue
-        operands = [node.left, *node.comparators]
-        for operand in operands:
-            literals = operand.elts if isinstance(operand, (ast.Tuple, ast.List, ast.Set)) else [operand]
-            for literal in literals:
-                if isinstance(literal, ast.Constant) and literal.value in names:
-                    found.append((node.lineno, literal.value))
-    return found
-
-
 def test_no_module_outside_the_likelihood_room_compares_loss_names():
-    package = pathlib.Path(sklearn_autodecoder.__file__).parent
-    offenders = []
-    for path in sorted(package.rglob("*.py")):
-        if path.name == "_likelihoods.py":
-            continue
-        for line, name in _string_comparisons(ast.parse(path.read_text()), set(LIKELIHOODS)):
-            offenders.append(f"{path.name}:{line} compares with {name!r}")
+    offenders = comparisons_outside("_likelihoods.py", set(LIKELIHOODS))
     assert not offenders, "loss names compared outside _likelihoods.py: " + "; ".join(offenders)
 
 
 def test_the_scan_finds_a_comparison():
     # The scan itself can fail: a comparison of the old kind is found.
     tree = ast.parse('if loss == "mse":\n    pass\nok = name in ("bce", "x")\n')
-    assert _string_comparisons(tree, set(LIKELIHOODS)) == [(1, "mse"), (3, "bce")]
+    assert string_comparisons(tree, set(LIKELIHOODS)) == [(1, "mse"), (3, "bce")]
 
 
 def test_likelihood_object_saves_and_loads(tmp_path):

@@ -5,7 +5,6 @@ import torch
 
 from sklearn_autodecoder._losses import (
     decode_and_losses,
-    decode_logits,
     decoded_losses,
     sample_losses,
     output_and_loss,
@@ -43,6 +42,17 @@ def test_unknown_loss():
 
 
 # ---- binary cross-entropy from logits ------------------------------------------
+
+
+def decode_logits(decoder, z):
+    """Pre-sigmoid outputs of ``decoder`` at ``z`` (ValueError without a trailing Sigmoid)."""
+    logits = split_output_activation(decoder)
+    if logits is None:
+        raise ValueError(
+            f"{type(decoder).__name__} does not end with an nn.Sigmoid (optionally followed "
+            "by Flatten/Unflatten), so it has no logits."
+        )
+    return logits(z)
 
 
 def _saturating_decoder(dtype):

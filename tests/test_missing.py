@@ -6,7 +6,7 @@ import torch
 from sklearn.datasets import load_digits
 
 from sklearn_autodecoder import AutoDecoder
-from sklearn_autodecoder._autodecoder import INIT_STRATEGIES
+from sklearn_autodecoder._starts import INIT_STRATEGIES
 from sklearn_autodecoder._losses import sample_losses
 
 # Exactness does not need a good model: few epochs keep the tests fast.

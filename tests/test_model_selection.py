@@ -9,8 +9,10 @@ from sklearn.decomposition import PCA
 from sklearn.model_selection import GridSearchCV
 from sklearn.preprocessing import StandardScaler
 
+from _checks import ppca_log_likelihood
+
 from sklearn_autodecoder import AutoDecoder, log_likelihood_scorer
-from sklearn_autodecoder._pca_init import ppca, ppca_log_likelihood, set_linear_decoder
+from sklearn_autodecoder._pca_init import ppca, set_linear_decoder
 
 FAST = dict(device="cpu", random_state=0)
 

@@ -7,11 +7,12 @@ from sklearn.datasets import load_wine
 from sklearn.decomposition import PCA, FactorAnalysis
 from sklearn.preprocessing import StandardScaler
 
+from _checks import ppca_log_likelihood
+
 from sklearn_autodecoder._pca_init import (
     n_parameters,
     pca_start,
     ppca,
-    ppca_log_likelihood,
     set_linear_decoder,
 )
 from sklearn_autodecoder.nn import MLPDecoder
@@ -116,14 +117,14 @@ def test_pca_project_gives_the_pca_start_its_own_rows_back():
 
 
 def test_large_training_sets_start_from_a_subsample(monkeypatch):
-    import sklearn_autodecoder._autodecoder as autodecoder
+    import sklearn_autodecoder._starts as starts
     from sklearn_autodecoder import AutoDecoder
 
     rng = np.random.RandomState(0)
     X = rng.randn(400, 2) @ rng.randn(2, 10) + 0.01 * rng.randn(400, 10)
     exact = AutoDecoder(n_components=2, hidden_layer_sizes=(), max_iter=1, device="cpu", random_state=0).fit(X)
-    monkeypatch.setattr(autodecoder, "PCA_START_MAX_VALUES", 100)
-    monkeypatch.setattr(autodecoder, "PCA_SUBSAMPLE_VALUES", 1000)  # 100 of the 400 rows
+    monkeypatch.setattr(starts, "PCA_START_MAX_VALUES", 100)
+    monkeypatch.setattr(starts, "PCA_SUBSAMPLE_VALUES", 1000)  # 100 of the 400 rows
     sub = AutoDecoder(n_components=2, hidden_layer_sizes=(), max_iter=1, device="cpu", random_state=0).fit(X)
     # Near rank-2 data: the subsample's subspace is the whole set's.
     pca = PCA(2).fit(X)

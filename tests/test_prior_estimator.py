@@ -70,9 +70,8 @@ def test_mixture_starts_as_em_on_the_pca_start(digits):
     X = digits[0][:300]
     Z, _, _ = pca_start(X, 4)
     ad = AutoDecoder(n_components=4, latent_prior="gmm", n_prior_components=3, **CPU)
-    ad._prior_start = torch.as_tensor(Z, dtype=torch.float32)
-    prior = ad._make_prior({"n_components": 4}, torch.Generator().manual_seed(0))
-    assert "_prior_start" not in ad.__dict__  # consumed, never kept on the estimator
+    prior = ad._make_prior({"n_components": 4}, torch.Generator().manual_seed(0), torch.as_tensor(Z, dtype=torch.float32))
+    assert "_prior_start" not in ad.__dict__  # handed over, never kept on the estimator
     gm = GaussianMixture(3, random_state=0, n_init=10, reg_covar=INIT_RIDGE * Z.var(axis=0).mean()).fit(Z)
     with torch.no_grad():
         log_p = prior.double().log_prob(torch.as_tensor(Z)).mean()
@@ -121,10 +120,10 @@ def test_image_samples_are_pixels():
 def test_conv_decoders_start_from_pca_with_a_prior_only(monkeypatch):
     # The conv presets keep their published small random start, but a
     # mixture prior needs the data-driven one to cluster.
-    import sklearn_autodecoder._autodecoder as autodecoder
+    import sklearn_autodecoder._starts as starts
 
     calls = []
-    monkeypatch.setattr(autodecoder, "pca_start", lambda X, m: calls.append(X.shape) or pca_start(X, m))
+    monkeypatch.setattr(starts, "pca_start", lambda X, m: calls.append(X.shape) or pca_start(X, m))
     X = np.random.RandomState(0).rand(60, 4)
     ConvAutoDecoder(TINY_SPEC, max_iter=2, **CPU).fit(X)
     assert calls == []
@@ -172,3 +171,37 @@ def test_squared_error_weighs_the_prior_by_the_noise_variance(digits):
         errors[prior] = np.mean((ad.inverse_transform(ad.transform(X[1400:1600])) - X[1400:1600]) ** 2)
     assert errors["gmm"] < 1.25 * errors["none"], errors
     assert ad.loss_ == "mse" and ad.noise_variance_ > 0
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+@pytest.mark.filterwarnings("ignore::sklearn_autodecoder.LowLoadWarning")
+def test_conv_squared_error_with_the_mixture_fits(monkeypatch):
+    # Conv decoder (with a linear head) + squared error + mixture prior: the
+    # PCA start applies, but a conv decoder's linear layer is not the whole
+    # decoder, so PCA must not be written into it (the estimator once asked
+    # for the MLP's connectivity here and raised AttributeError).
+    import sklearn_autodecoder._starts as starts
+    from sklearn_autodecoder.presets import ConvDecoderSpec
+
+    def refuse(*args):
+        raise AssertionError("PCA written into a conv decoder")
+
+    monkeypatch.setattr(starts, "set_linear_decoder", refuse)
+    rng = np.random.RandomState(0)
+    cad = ConvAutoDecoder(preset="mnist", loss="mse", latent_prior="gmm", n_prior_components=2, max_iter=1,
+                          batch_size=16, **CPU).fit(rng.rand(16, 784))
+    assert cad.prior_weights_.shape == (2,)
+    spec = ConvDecoderSpec(image_shape=(1, 4, 4), n_components=3, linear_head=(2, 2, 2), layers=((1, 4, 2, 1),),
+                           defaults=dict(loss="mse", max_iter=2, batch_size=16))
+    X = rng.rand(40, 16)
+    cad = ConvAutoDecoder(spec, latent_prior="gmm", n_prior_components=3, **CPU).fit(X)
+    assert cad.predict(X).shape == (40,)
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+def test_latent_l2_and_the_mixture_together(digits):
+    # Both priors in training and in inference (inference once refused the pair).
+    X = digits[0][:100]
+    ad = AutoDecoder(n_components=4, latent_prior="gmm", n_prior_components=3, latent_l2=0.1, max_iter=2,
+                     **CPU).fit(X)
+    assert ad.transform(X[:5]).shape == (5, 4) and ad.predict(X[:5]).shape == (5,)

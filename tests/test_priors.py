@@ -12,7 +12,6 @@ from sklearn_autodecoder._inference import pairwise_losses
 from sklearn_autodecoder._priors import (
     INIT_RIDGE,
     GaussianMixturePrior,
-    best_component_starts,
     best_prior_starts,
     prior_loss,
     prior_penalty,
@@ -265,6 +264,52 @@ def _linear_decoder(prior, n_features=6):
     return decoder
 
 
+@torch.no_grad()
+def best_component_starts(decoder, x, mask, prior, *, loss, n_starts=1, references=None):
+    """The component means that best explain each sample: inference starts.
+
+    Each component mean is decoded; a sample's score for component k is the
+    reconstruction loss of the decoded mean on the sample's observed
+    entries plus ``-log p(mu_k)`` under the mixture. The ``n_starts`` best
+    means per sample are returned (multiDGD's ``learn_new_representations``
+    start). Deterministic, and each row depends on its own sample only.
+
+    Parameters
+    ----------
+    decoder : callable
+        Maps (K, m) latents to (K, n_features) reconstructions (any trailing
+        shape is flattened); called once, without gradients. Put it in eval
+        mode first (e.g. with :func:`~._inference.frozen`).
+    x : torch.Tensor of shape (n_samples, n_features)
+        Samples; entries where ``mask`` is False are ignored.
+    mask : torch.Tensor of bool of the same shape, or None
+        True where an entry is observed.
+    prior : GaussianMixturePrior
+        In x's dtype and on its device.
+    loss : {"mse", "bce"}
+        Reconstruction loss.
+    n_starts : int, default=1
+        Starts per sample, at most K.
+    references : torch.Tensor of shape (K, n_features), default=None
+        Decoded means, when already computed (saves the decoder call per
+        chunk); None decodes them.
+
+    Returns
+    -------
+    components : torch.Tensor of int64, shape (n_samples, n_starts)
+        Component indices, best first.
+    z0 : torch.Tensor of shape (n_samples, n_starts, m)
+        The corresponding means.
+    """
+    K = prior.n_prior_components
+    if isinstance(n_starts, bool) or not isinstance(n_starts, int) or not 1 <= n_starts <= K:
+        raise ValueError(f"n_starts must be an integer in [1, n_prior_components={K}], got {n_starts!r}.")
+    means = prior.loc.detach()
+    if references is None:
+        references = decoder(means)
+    return best_prior_starts(x, mask, prior, means, references, loss=loss, n_starts=n_starts)
+
+
 def test_best_component_starts_pick_the_decoded_mean():
     prior = GaussianMixturePrior(2, 4, mean_radius=3.0, generator=0).double()
     decoder = _linear_decoder(prior)
@@ -361,3 +406,45 @@ def test_pickles_and_moves_to_float64():
     double = copy.double()
     assert double.log_prob(z.double()).dtype == torch.float64
     assert double.sample(3, generator=0)[0].dtype == torch.float64
+
+
+# ---- the latent-prior protocol ----------------------------------------------------------
+
+
+def test_no_module_outside_the_prior_room_compares_prior_names():
+    from _checks import comparisons_outside
+
+    from sklearn_autodecoder._priors import LATENT_PRIORS
+
+    offenders = comparisons_outside("_priors.py", set(LATENT_PRIORS))
+    assert not offenders, "latent_prior names compared outside _priors.py: " + "; ".join(offenders)
+
+
+def test_gaussian_prior_is_the_l2_penalty_and_a_normalised_density():
+    from sklearn_autodecoder._priors import GaussianPrior
+
+    z = torch.randn(5, 3, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    prior = GaussianPrior(0.7)
+    torch.testing.assert_close(prior.penalty(z), 0.7 * (z**2).sum(1), rtol=0, atol=0)
+    assert prior.training_loss(z) == 0.7 * z.pow(2).sum()
+    # N(0, I / (2 strength)) in nats.
+    normal = torch.distributions.Normal(torch.zeros(3, dtype=torch.float64), (1 / 1.4) ** 0.5)
+    torch.testing.assert_close(prior.neg_log_density(z), -normal.log_prob(z).sum(1))
+    with pytest.raises(ValueError, match="strength"):
+        GaussianPrior(0.0)
+
+
+def test_mixture_speaks_the_protocol():
+    from sklearn_autodecoder._priors import combine_priors, GaussianPrior
+
+    prior = GaussianMixturePrior(2, 3, generator=0).double()
+    z = torch.randn(4, 2, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    torch.testing.assert_close(prior.neg_log_density(z), -prior.log_prob(z), rtol=0, atol=0)
+    torch.testing.assert_close(prior.penalty(z, 2.0), 2.0 * prior_penalty(prior, z), rtol=0, atol=0)
+    torch.testing.assert_close(prior.training_loss(z, 2.0), 2.0 * prior_loss(prior, z), rtol=0, atol=0)
+    assert torch.equal(prior.start_candidates(), prior.loc.detach())
+    assert set(prior.fitted_attributes()) == {"prior_weights_", "prior_means_", "prior_covariances_"}
+    both = combine_priors(GaussianPrior(0.5), prior)
+    torch.testing.assert_close(both.penalty(z, 2.0), 0.5 * (z**2).sum(1) + 2.0 * prior_penalty(prior, z))
+    assert combine_priors(None, prior) is prior and combine_priors(None) is None
+    assert {id(p) for p in both.parameters()} == {id(p) for p in prior.parameters()}

@@ -127,8 +127,8 @@ def test_row_data_densifies_one_batch_of_a_row_subset(counts):
 
 def test_fit_on_sparse_makes_no_dense_copy(monkeypatch):
     # 8000 x 512 at 2% non-zeros: 0.66 MB stored, 16 MB dense in float32.
-    monkeypatch.setattr("sklearn_autodecoder._autodecoder.PCA_START_MAX_VALUES", 0)
-    monkeypatch.setattr("sklearn_autodecoder._autodecoder.PCA_SUBSAMPLE_VALUES", 2**15)
+    monkeypatch.setattr("sklearn_autodecoder._starts.PCA_START_MAX_VALUES", 0)
+    monkeypatch.setattr("sklearn_autodecoder._starts.PCA_SUBSAMPLE_VALUES", 2**15)
     X = sp.random(8000, 512, density=0.02, format="csr", dtype=np.float32, random_state=0)
     model = AutoDecoder(n_components=2, hidden_layer_sizes=(), max_iter=1, batch_size=256,
                         inference_max_iter=2, inference_batch_size=256, **CPU)

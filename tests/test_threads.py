@@ -185,17 +185,17 @@ def test_fit_limits_threads_in_the_pca_start_and_the_imputer(start_at_one, monke
     # averaged completions included, not only the training loop.
     import numpy as np
 
-    import sklearn_autodecoder._autodecoder as autodecoder
+    import sklearn_autodecoder._starts as starts
     from sklearn_autodecoder import AutoDecoder, AutoDecoderImputer
 
     seen = {}
-    pca_start = autodecoder.pca_start
+    pca_start = starts.pca_start
 
     def spy(X, n_components):
         seen["pca_start"] = torch.get_num_threads()
         return pca_start(X, n_components)
 
-    monkeypatch.setattr(autodecoder, "pca_start", spy)
+    monkeypatch.setattr(starts, "pca_start", spy)
     X = np.random.RandomState(0).rand(60, 6)
     X[::4, 1] = np.nan
     model = AutoDecoder(n_components=2, max_iter=2, n_jobs=2, device="cpu", random_state=0)
