@@ -383,11 +383,14 @@ class _CountLikelihood(Likelihood):
     def setup(self, n_features, data=None):
         if data is not None:
             totals = []
-            rows = max(1, SETUP_BATCH_VALUES // data.n_features)  # bounded float64 temporaries
-            for _, x, mask in data.batches(slices(len(data), rows), prefetch=False):
-                totals.append(x.double().sum(dim=1))  # placeholders of missing entries are 0
-                self._accumulate(x.double(), totals[-1][:, None], mask)
-            self.library_size.fill_(float(np.median(torch.cat(totals).cpu().numpy())))
+            step = max(1, SETUP_BATCH_VALUES // data.n_features)  # bounded float64 temporaries
+            for rows in slices(len(data), step):
+                # On the host, in float64 (sums of many counts; MPS has no float64).
+                x, mask = data.host_batch(rows)
+                x = x.double()
+                totals.append(x.sum(dim=1))  # placeholders of missing entries are 0
+                self._accumulate(x, totals[-1][:, None], mask)
+            self.library_size.fill_(float(np.median(torch.cat(totals).numpy())))
             self._finish_accumulation()
 
     def _accumulate(self, x, totals, mask):
@@ -527,9 +530,8 @@ class NegativeBinomialLikelihood(_CountLikelihood):
 
     def _accumulate(self, x, totals, mask):
         m = torch.ones_like(x) if mask is None else mask.double()
-        moments = torch.stack([x.sum(0), (x * x).sum(0), (x * totals).sum(0), (totals * m).sum(0),
-                               (totals**2 * m).sum(0)]).cpu()
-        self._moments += moments
+        self._moments += torch.stack([x.sum(0), (x * x).sum(0), (x * totals).sum(0), (totals * m).sum(0),
+                                      (totals**2 * m).sum(0)])
 
     def _finish_accumulation(self):
         s1, s2, sxt, st, st2 = self._moments

@@ -334,3 +334,21 @@ def test_a_wrapped_decoder_keeps_its_softmax_outside():
     rates = plain(z)
     expected = PoissonLikelihood().nll(torch.log_softmax(torch.log(rates), 1), x, "log_proportion")
     torch.testing.assert_close(likelihood.nll(rates, x, "rate"), expected)
+
+
+@pytest.mark.parametrize("cls", [PoissonLikelihood, NegativeBinomialLikelihood])
+def test_count_likelihoods_build_no_tensor_off_their_inputs_device(cls):
+    # The meta device stands in for a GPU: a tensor built on the CPU next to
+    # the inputs would raise a device mismatch.
+    likelihood = cls()
+    likelihood.setup(6)
+    likelihood = likelihood.to("meta")
+    f, x = torch.randn(4, 6, device="meta"), torch.randn(4, 6, device="meta")
+    mask = torch.ones(4, 6, dtype=torch.bool, device="meta")
+    for link in ("log_proportion", "rate"):
+        offset = likelihood.row_offset(f, x, link, mask)
+        assert likelihood.nll(f, x, link, offset).device.type == "meta"
+        assert all(t.device.type == "meta" for t in likelihood.derivatives(f, x, link, offset))
+    assert likelihood.pairwise(x, mask, torch.randn(3, 6, device="meta")).device.type == "meta"
+    assert likelihood.elementwise(f, x, mask).device.type == "meta"
+    assert likelihood.expected(f, torch.ones(4, 1, device="meta")).device.type == "meta"
