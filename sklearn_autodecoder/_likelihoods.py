@@ -382,15 +382,18 @@ class _CountLikelihood(Likelihood):
 
     def setup(self, n_features, data=None):
         if data is not None:
-            totals = []
+            # Preallocated: small tensors kept between the large batches would
+            # fragment the heap (measured: RSS growing by every batch's size).
+            totals = np.empty(len(data))
             step = max(1, SETUP_BATCH_VALUES // data.n_features)  # bounded float64 temporaries
             for rows in slices(len(data), step):
                 # On the host, in float64 (sums of many counts; MPS has no float64).
                 x, mask = data.host_batch(rows)
                 x = x.double()
-                totals.append(x.sum(dim=1))  # placeholders of missing entries are 0
-                self._accumulate(x, totals[-1][:, None], mask)
-            self.library_size.fill_(float(np.median(torch.cat(totals).numpy())))
+                row_totals = x.sum(dim=1, keepdim=True)  # placeholders of missing entries are 0
+                totals[rows] = row_totals[:, 0].numpy()
+                self._accumulate(x, row_totals, mask)
+            self.library_size.fill_(float(np.median(totals)))
             self._finish_accumulation()
 
     def _accumulate(self, x, totals, mask):
@@ -529,9 +532,18 @@ class NegativeBinomialLikelihood(_CountLikelihood):
         del self._moments
 
     def _accumulate(self, x, totals, mask):
-        m = torch.ones_like(x) if mask is None else mask.double()
-        self._moments += torch.stack([x.sum(0), (x * x).sum(0), (x * totals).sum(0), (totals * m).sum(0),
-                                      (totals**2 * m).sum(0)])
+        # Products and sums without batch-sized temporaries (bounded memory).
+        moments = self._moments
+        moments[0] += x.sum(dim=0)
+        moments[1] += torch.einsum("ij,ij->j", x, x)
+        moments[2] += (totals.T @ x)[0]
+        if mask is None:
+            moments[3] += totals.sum()
+            moments[4] += (totals * totals).sum()
+        else:
+            observed = mask.double()
+            moments[3] += (totals.T @ observed)[0]
+            moments[4] += ((totals * totals).T @ observed)[0]
 
     def _finish_accumulation(self):
         s1, s2, sxt, st, st2 = self._moments

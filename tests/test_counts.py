@@ -352,3 +352,15 @@ def test_count_likelihoods_build_no_tensor_off_their_inputs_device(cls):
     assert likelihood.pairwise(x, mask, torch.randn(3, 6, device="meta")).device.type == "meta"
     assert likelihood.elementwise(f, x, mask).device.type == "meta"
     assert likelihood.expected(f, torch.ones(4, 1, device="meta")).device.type == "meta"
+
+
+def test_negative_binomial_moment_start_recovers_the_dispersion():
+    # Without latent structure, the moment start is a consistent estimate of theta.
+    X, _, params = make_count_data(3000, n_features=20, n_groups=1, effect_size=0.0, library_size=400,
+                                   dispersion=4.0, return_params=True, random_state=0)
+    model = AutoDecoder(loss="negative_binomial", **CPU)
+    likelihood = NegativeBinomialLikelihood()
+    likelihood.setup(20, model._rows(X, reset=True, likelihood=likelihood))
+    ratio = likelihood.dispersion.detach().numpy() / params["dispersion"]
+    assert 0.8 < np.median(ratio) < 1.25
+    assert float(likelihood.library_size) == np.median(X.sum(axis=1))
