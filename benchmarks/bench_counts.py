@@ -115,7 +115,7 @@ def quality_rows(n_cells, args):
                 conditional = model.score(X[test]) * args.genes
                 marginal = float(np.mean(model.score_samples(X[test])))
             rows.append({**base, "method": name, "fit s": fit, "transform s": transform,
-                         "held-out log p(x|z*) per cell": conditional,
+                         "held-out log-lik. at z* per cell": conditional,
                          "held-out Laplace log p(x) per cell": marginal,
                          "kNN accuracy": knn_accuracy(model.embedding_, y[train], Z_test, y[test]),
                          "epochs": model.n_iter_})
@@ -252,7 +252,7 @@ def main():
     for n_cells in (int(c) for c in args.cells.split(",") if c):
         rows += quality_rows(n_cells, args)
         print(table(rows, ["cells", "n_components", "method", "fit s", "transform s",
-                           "held-out log p(x|z*) per cell", "held-out Laplace log p(x) per cell",
+                           "held-out log-lik. at z* per cell", "held-out Laplace log p(x) per cell",
                            "kNN accuracy", "epochs"], floatfmt=".3f"), flush=True)
     if args.memory:
         with tempfile.TemporaryDirectory() as directory:
