@@ -5,7 +5,13 @@ from ._autoencoder import AutoEncoder, ConvAutoEncoder
 from ._conv_autodecoder import ConvAutoDecoder
 from ._imputer import AutoDecoderImputer
 from ._interpolation import interpolate, interpolate_latents
-from ._likelihoods import BernoulliLikelihood, GaussianLikelihood, Likelihood
+from ._likelihoods import (
+    BernoulliLikelihood,
+    GaussianLikelihood,
+    Likelihood,
+    NegativeBinomialLikelihood,
+    PoissonLikelihood,
+)
 from ._load import LowLoadWarning, decoder_load, encoder_load, n_free_parameters
 from ._metrics import representation_correlation
 from ._model_selection import log_likelihood_scorer
@@ -24,6 +30,8 @@ __all__ = [
     "Likelihood",
     "LowLoadWarning",
     "ModelFileError",
+    "NegativeBinomialLikelihood",
+    "PoissonLikelihood",
     "__version__",
     "decoder_load",
     "encoder_load",

@@ -92,7 +92,9 @@ class AutoEncoder(MLPDecoderMixin, BaseAutoEncoder):
     X may be an ndarray or ``np.memmap`` of uint8, other integers, float32 or
     float64: it is read in batches of rows, converted batch by batch, and
     never copied whole (other array-likes, such as lists or DataFrames, are
-    converted once). NaN marks a missing entry: the loss ignores it in
+    converted once). A ``scipy.sparse`` matrix or array is sliced by rows
+    and densified one batch at a time (formats other than CSR are converted
+    to CSR once). NaN marks a missing entry: the loss ignores it in
     :meth:`fit` and :meth:`score`, and the encoder sees it as 0. Results are
     float64 for float64 X and float32 otherwise; float16 X is computed and
     returned as float32.
@@ -139,9 +141,17 @@ class AutoEncoder(MLPDecoderMixin, BaseAutoEncoder):
         never changed. Stored by :meth:`save` as ``decoder`` is. None builds
         the MLP.
 
-    loss : {"mse", "bce"} or Likelihood, default="mse"
+    loss : {"mse", "bce", "poisson", "negative_binomial"} or Likelihood, default="mse"
         Reconstruction loss, summed over a sample's observed features. "bce"
-        needs X in [0, 1] and gives the decoder a logistic output layer. A
+        needs X in [0, 1] and gives the decoder a logistic output layer.
+        "poisson" and "negative_binomial" (NB2, with a dispersion per feature
+        learned with the decoder) are count likelihoods for non-negative
+        integer X, e.g. gene-expression counts: the decoder ends with a
+        softmax and predicts each feature's proportion, which the sample's
+        observed total count (its library size) scales; the loss is the exact
+        negative log-likelihood (:meth:`score` is the mean log-likelihood per
+        entry), and :meth:`inverse_transform` returns expected counts at
+        ``library_size``. See the user guide's section on counts. A
         likelihood object (e.g. :class:`~sklearn_autodecoder.BernoulliLikelihood`)
         may be passed instead of its name; fit trains a copy of it
         (``likelihood_``).

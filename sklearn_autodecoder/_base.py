@@ -131,6 +131,21 @@ def _without_latent_prior(estimator):
     return LATENT_PRIORS.get(getattr(estimator, "latent_prior", None)) is None
 
 
+def _library_sizes(library_size, n_samples, dtype):
+    """``library_size`` of ``inverse_transform`` as an array of ``n_samples`` (or None)."""
+    if library_size is None:
+        return None
+    values = np.asarray(library_size, dtype=np.float64)
+    if values.ndim == 0:
+        values = np.full(n_samples, float(values))
+    if values.shape != (n_samples,) or not np.all(np.isfinite(values) & (values > 0)):
+        raise ValueError(
+            "library_size must be a positive number or an array of one positive number per "
+            f"latent vector ({n_samples}); got {library_size!r}."
+        )
+    return values.astype(dtype)
+
+
 class BaseRepresentationEstimator(
     SaveMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator
 ):
@@ -237,7 +252,9 @@ class BaseRepresentationEstimator(
     def _build_fitted_module(self, name):
         """An untrained module shaped like the fitted module ``name`` (for ``load``)."""
         if name == "likelihood_":
-            return self._make_likelihood(self.loss if isinstance(self.loss, Likelihood) else self.loss_)
+            likelihood = self._make_likelihood(self.loss if isinstance(self.loss, Likelihood) else self.loss_)
+            likelihood.setup(self.n_features_in_)
+            return likelihood
         settings = {**self.settings_, "n_components": self.n_components_, "loss": self._likelihood()}
         if name == "prior_":
             return self._make_prior(settings, generator=None)
@@ -269,6 +286,8 @@ class BaseRepresentationEstimator(
         if reset:
             self._check_n_features(X.shape[1])
         scale = self._uint8_scale if X.dtype == np.uint8 else None
+        if likelihood is None and not reset and self._likelihood().checks_new_samples:
+            likelihood = self._likelihood()
         if likelihood is None:
             has_nan = check_rows(X, scale=scale)
         else:
@@ -288,6 +307,7 @@ class BaseRepresentationEstimator(
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.input_tags.allow_nan = True
+        tags.input_tags.sparse = True
         tags.transformer_tags.preserves_dtype = ["float64", "float32"]
         return tags
 
@@ -300,10 +320,11 @@ class BaseRepresentationEstimator(
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
             Training samples; NaN marks a missing entry, which the loss
-            ignores. Numeric arrays and ``np.memmap`` are read in batches,
-            never copied whole.
+            ignores. Numeric arrays, ``np.memmap`` and ``scipy.sparse``
+            matrices are read in batches, never copied whole (nor densified
+            whole).
         y : Ignored
             Not used, present for API consistency.
 
@@ -343,6 +364,10 @@ class BaseRepresentationEstimator(
         # Under torch.distributed every rank holds all rows and trains its own
         # share of each global batch (see _distributed): same steps on every rank.
         train_data = data.take(train)
+        if not warm:
+            # The likelihood's own parameters, sized (and started from the training
+            # rows unless each rank sees only its shard).
+            likelihood.setup(data.n_features, None if distributed.is_active() else train_data)
         with seeded_cpu_rng(generator):
             if warm:
                 decoder = self.decoder_.float().to(data.device)
@@ -626,9 +651,10 @@ class BaseRepresentationEstimator(
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
-            Samples; NaN marks a missing entry. Numeric arrays and
-            ``np.memmap`` are read in batches, never copied whole.
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            Samples; NaN marks a missing entry. Numeric arrays,
+            ``np.memmap`` and ``scipy.sparse`` matrices are read in batches,
+            never copied whole.
 
         Returns
         -------
@@ -641,19 +667,26 @@ class BaseRepresentationEstimator(
             return self._latents_of(data, self._decoder_for(data.dtype))
 
     @tensors_in_out
-    def inverse_transform(self, X):
+    def inverse_transform(self, X, library_size=None):
         """Decode latent vectors into samples.
 
         Parameters
         ----------
         X : array-like of shape (n_samples, ``n_components_``)
             Latent vectors.
+        library_size : float or array-like of shape (n_samples,), default=None
+            Count likelihoods (``loss="poisson"``, ``"negative_binomial"``)
+            only: the total count each decoded sample is scaled to. None
+            takes the training samples' median total count
+            (``likelihood_.library_size``). Other likelihoods take None only.
 
         Returns
         -------
         X_original : ndarray of shape (n_samples, ``n_features_in_``)
             Reconstructions, float64 for float64 latents and float32
-            otherwise; for the image estimators, pixel values in [0, 1].
+            otherwise; for the image estimators, pixel values in [0, 1];
+            for the count likelihoods, expected counts (the decoded
+            proportions times ``library_size``).
         """
         check_is_fitted(self)
         Z = check_array(X, dtype=[np.float64, np.float32], input_name="X")
@@ -662,12 +695,22 @@ class BaseRepresentationEstimator(
                 f"X has {Z.shape[1]} columns, but {type(self).__name__} decodes latent "
                 f"vectors of width n_components_={self.n_components_}."
             )
+        library = _library_sizes(library_size, len(Z), Z.dtype)
+        width = self.n_components_
+        if library is not None:  # decoded with its latent row: one more column
+            Z = np.hstack([Z, library[:, None]])
         data = RowData(Z, compute_dtype(Z.dtype, self.device_), self.device_)
         decoder = self._decoder_for(data.dtype)
+        likelihood = self._module_for(self._likelihood(), data.dtype)
+
+        def decode(z, _):
+            scale = None if library is None else z[:, width:]
+            return likelihood.expected(decoder(z[:, :width]), scale).to(z.dtype)
+
         with self._threads(), torch.no_grad(), frozen(decoder), autocast(self.precision, self.device_):
             return map_rows(
                 data,
-                lambda z, _: decoder(z).to(z.dtype),
+                decode,
                 width=self.n_features_in_,
                 out_dtype=output_dtype(Z),
                 batch_size=self._transform_batch_size(),

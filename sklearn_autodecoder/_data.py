@@ -1,7 +1,8 @@
 """The data path: array -> row batch -> compute dtype -> device.
 
 X stays what the user passed (an ndarray or ``np.memmap`` of integers or
-floats): nothing here makes a full converted copy of it. Validation scans it
+floats, or a scipy sparse CSR matrix or array): nothing here makes a full
+converted or dense copy of it. Validation scans it
 in chunks of rows (:func:`check_rows`), and every consumer reads it one batch
 of rows at a time through :class:`RowData`, which slices the rows, converts
 them to the compute dtype (scaling 8-bit pixels where the estimator says so),
@@ -11,11 +12,20 @@ Outputs are written batch by batch into preallocated host arrays
 
 Array-likes that are not numpy arrays (lists, DataFrames, ...) are converted
 once by scikit-learn's ``validate_data``, as usual; they are small by nature.
+
+Sparse X (``scipy.sparse`` matrices and arrays, e.g. AnnData's ``adata.X``)
+stays sparse: CSR is used as it is; other formats (CSC, COO, ...) are
+converted to CSR once, a copy of the stored values, since slicing rows of a
+column-compressed matrix costs a pass over all its values per batch. Each
+batch of rows is sliced from the CSR matrix and densified alone. Implicit
+entries are zeros (observed); an explicitly stored NaN marks a missing entry,
+as NaN does in a dense array.
 """
 
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
+import scipy.sparse as sp
 import torch
 
 from ._compat import validate_data
@@ -35,8 +45,10 @@ def validate_rows(estimator, X, *, reset, image_shape=None):
 
     Numeric ndarrays and memmaps (uint8, integers, float32, float64) are
     checked for shape and width only, without a copy; their values are
-    checked by :func:`check_rows`. Other array-likes are converted by
-    ``validate_data`` to float64 or float32 (float16 to float32).
+    checked by :func:`check_rows`. Sparse X keeps its numeric dtype and is
+    converted to CSR when it is in another format (one copy of its stored
+    values). Other array-likes are converted by ``validate_data`` to
+    float64 or float32 (float16 to float32).
 
     Parameters
     ----------
@@ -51,7 +63,7 @@ def validate_rows(estimator, X, *, reset, image_shape=None):
 
     Returns
     -------
-    X : ndarray
+    X : ndarray or scipy.sparse CSR matrix or array
     """
     ndim = getattr(X, "ndim", None)
     if image_shape is not None and ndim in (3, 4):
@@ -65,6 +77,11 @@ def validate_rows(estimator, X, *, reset, image_shape=None):
     if is_streamable(X):
         return validate_data(estimator, X, dtype=None, **kwargs)
     dtype = np.float32 if getattr(X, "dtype", None) == np.float16 else [np.float64, np.float32]
+    if sp.issparse(X):
+        # Integer and float data stay as they are (converted batch by batch).
+        if X.dtype.kind in "iuf" and X.dtype != np.float16:
+            dtype = None
+        kwargs["accept_sparse"] = "csr"
     X = validate_data(estimator, X, dtype=dtype, **kwargs)
     if X.dtype == np.float16:  # sparse-free dtype lists keep float16 as float16
         X = X.astype(np.float32)
@@ -80,12 +97,61 @@ def _chunk_rows(X):
     return max(1, CHECK_CHUNK_BYTES // max(1, 8 * X.shape[1]))
 
 
+def _sparse_chunks(X):
+    """``(start, values, row_of_value, column_of_value, n_rows)`` per chunk of CSR rows.
+
+    Values are the chunk's stored entries with duplicates summed (as
+    densifying sums them); ``row_of_value`` counts from ``start``.
+    """
+    step = max(1, CHECK_CHUNK_BYTES // 16 // max(1, int(X.nnz) // max(1, X.shape[0])))
+    for start in range(0, X.shape[0], step):
+        chunk = sp.csr_matrix(X[start : start + step])  # a copy of the chunk's entries
+        chunk.sum_duplicates()
+        rows = np.repeat(np.arange(chunk.shape[0]), np.diff(chunk.indptr))
+        yield start, chunk.data, rows, chunk.indices, chunk.shape[0]
+
+
+def _check_sparse_rows(X, unit_interval):
+    """:func:`check_rows` of a CSR matrix: only its stored values are read.
+
+    Returns ``(has_nan, low, high)``, the extremes over all entries
+    (implicit zeros included) when ``unit_interval``.
+    """
+    has_nan = False
+    low, high = np.inf, -np.inf
+    n_features = X.shape[1]
+    for start, values, rows, _, n_rows in _sparse_chunks(X):
+        if X.dtype.kind == "f" and len(values):
+            nan = np.isnan(values)
+            if nan.any():
+                has_nan = True
+                empty = np.flatnonzero(np.bincount(rows[nan], minlength=n_rows) == n_features)
+                if len(empty):
+                    raise ValueError(
+                        f"Samples {(start + empty[:5]).tolist()} have no observed (non-NaN) "
+                        "entry; a latent vector cannot be inferred for them."
+                    )
+            inf = np.isinf(values)
+            if inf.any():
+                raise ValueError(
+                    f"Input X contains infinity (inf) in row {start + int(rows[inf][0])}; only "
+                    "NaN may mark a missing entry."
+                )
+        if unit_interval and n_rows:
+            if len(values) < n_rows * n_features:  # implicit zeros
+                low, high = min(low, 0.0), max(high, 0.0)
+            if len(values) and not np.isnan(values).all():
+                low = min(low, float(np.nanmin(values)))
+                high = max(high, float(np.nanmax(values)))
+    return has_nan, low, high
+
+
 def check_rows(X, *, scale=None, unit_interval=False):
     """Check X's values chunk by chunk; return whether it has missing entries.
 
     Parameters
     ----------
-    X : ndarray of shape (n_samples, n_features)
+    X : ndarray or scipy.sparse CSR matrix of shape (n_samples, n_features)
     scale : float or None
         Factor applied to the values before use (8-bit pixels: 1/255).
     unit_interval : bool
@@ -102,6 +168,10 @@ def check_rows(X, *, scale=None, unit_interval=False):
         Naming the first offending row: an infinite value, a row with no
         observed entry, or a value outside [0, 1] when ``unit_interval``.
     """
+    if sp.issparse(X):
+        has_nan, low, high = _check_sparse_rows(X, unit_interval)
+        _check_unit_interval(low, high, scale, unit_interval and X.shape[0] > 0)
+        return has_nan
     is_float = X.dtype.kind == "f"
     has_nan = False
     low, high = np.inf, -np.inf
@@ -128,7 +198,12 @@ def check_rows(X, *, scale=None, unit_interval=False):
         if unit_interval and chunk.size:
             low = min(low, float(np.nanmin(chunk)))
             high = max(high, float(np.nanmax(chunk)))
-    if unit_interval and len(X):
+    _check_unit_interval(low, high, scale, unit_interval and len(X) > 0)
+    return has_nan
+
+
+def _check_unit_interval(low, high, scale, check):
+    if check:
         factor = 1.0 if scale is None else scale
         low, high = low * factor, high * factor
         if low < 0 or high > 1:
@@ -136,7 +211,72 @@ def check_rows(X, *, scale=None, unit_interval=False):
                 f"loss='bce' needs X in [0, 1]; got values in [{low:.3g}, {high:.3g}]. "
                 "Rescale X or use loss='mse'."
             )
-    return has_nan
+
+
+def check_counts(X, *, loss):
+    """Check that X holds counts, chunk by chunk (Poisson and negative binomial).
+
+    Every observed entry (NaN marks a missing one) must be a non-negative
+    integer, and every row must have a positive total (its library size):
+    a row of zeros carries no information on its latent, whose count model
+    would be flat.
+
+    Parameters
+    ----------
+    X : ndarray or scipy.sparse CSR matrix of shape (n_samples, n_features)
+    loss : str
+        The loss's name, for the messages.
+
+    Raises
+    ------
+    ValueError
+        Naming the row and column of the first negative or non-integer
+        value, or the first rows whose counts are all zero.
+    """
+
+    def fail(kind, row, column, value):
+        raise ValueError(
+            f"loss={loss!r} needs non-negative integer counts; X[{row}, {column}] = {value!r} "
+            f"is {kind}. Pass raw counts (not normalised or log-transformed values), or use "
+            "loss='mse' on transformed values."
+        )
+
+    def check(start, values, locate, totals):
+        # locate(i): (row in the chunk, column) of the i-th value, found only on failure.
+        if X.dtype.kind != "u":
+            negative = np.flatnonzero(values < 0)
+            if len(negative):
+                fail("negative", *_located(start, locate, negative[0]), values[negative[0]].item())
+        if X.dtype.kind == "f":
+            fractional = np.flatnonzero(np.isfinite(values) & (values != np.round(values)))
+            if len(fractional):
+                i = fractional[0]
+                fail("not an integer", *_located(start, locate, i), values[i].item())
+        empty = np.flatnonzero(totals == 0)
+        if len(empty):
+            raise ValueError(
+                f"Samples {(start + empty[:5]).tolist()} have no counts (all observed entries "
+                f"are 0): their library size is 0, and loss={loss!r} cannot infer a latent "
+                "from them. Remove such rows first (e.g. scanpy's "
+                "sc.pp.filter_cells(adata, min_counts=1))."
+            )
+
+    if sp.issparse(X):
+        for start, values, rows, columns, n_rows in _sparse_chunks(X):
+            totals = np.bincount(rows, weights=np.nan_to_num(values.astype(np.float64)), minlength=n_rows)
+            check(start, values, lambda i: (rows[i], columns[i]), totals)
+        return
+    step = _chunk_rows(X)
+    for start in range(0, X.shape[0], step):
+        chunk = np.asarray(X[start : start + step])
+        width = chunk.shape[1]
+        totals = np.nansum(chunk, axis=1, dtype=np.float64)
+        check(start, chunk.reshape(-1), lambda i: divmod(i, width), totals)
+
+
+def _located(start, locate, i):
+    row, column = locate(i)
+    return start + int(row), int(column)
 
 
 class RowData:
@@ -144,8 +284,9 @@ class RowData:
 
     Parameters
     ----------
-    X : ndarray of shape (n_samples, n_features)
-        Never written to or copied whole.
+    X : ndarray or scipy.sparse CSR matrix of shape (n_samples, n_features)
+        Never written to or copied whole; sparse rows are densified one
+        batch at a time.
     dtype : torch.dtype
         Compute dtype of the batches.
     device : torch.device
@@ -168,7 +309,7 @@ class RowData:
         self.rows = rows
 
     def __len__(self):
-        return len(self.X) if self.rows is None else len(self.rows)
+        return self.X.shape[0] if self.rows is None else len(self.rows)
 
     def take(self, rows):
         """The subset of rows ``rows`` (sorted indices into this data), sharing X."""
@@ -190,7 +331,11 @@ class RowData:
         dtype = torch.empty((), dtype=self.dtype).numpy().dtype if dtype is None else np.dtype(dtype)
         if self.rows is not None:
             rows = self.rows[rows]
-        x = np.array(self.X[rows], dtype=dtype)  # a batch-sized copy, writable
+        if sp.issparse(self.X):
+            # Slicing CSR rows copies only their stored entries; toarray sums duplicates.
+            x = self.X[rows].astype(dtype).toarray()
+        else:
+            x = np.array(self.X[rows], dtype=dtype)  # a batch-sized copy, writable
         if self.scale is not None:
             x *= dtype.type(self.scale)
         return x

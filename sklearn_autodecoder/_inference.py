@@ -129,6 +129,11 @@ class _ChunkProblem:
         self.eps = torch.finfo(x.dtype).eps
         self.split = _split_input_linear(self.forward)
 
+    def _data_losses(self, f, x, mask):
+        """Per-row loss of the output ``f`` (with the likelihood's row offset)."""
+        offset = self.likelihood.row_offset(f, x, self.link, mask)
+        return masked_sum(self.likelihood.nll(f, x, self.link, offset), mask)
+
     def _take(self, rows):
         return self.x[rows], None if self.mask is None else self.mask[rows]
 
@@ -137,7 +142,7 @@ class _ChunkProblem:
         n = len(z)
         z, rows = _pad(z, rows)
         x, mask = self._take(rows)
-        data = masked_sum(self.likelihood.nll(self.forward(z), x, self.link), mask)[:n]
+        data = self._data_losses(self.forward(z), x, mask)[:n]
         if self.penalty is None:
             return data, data.abs()
         prior = self.penalty(z)[:n]
@@ -165,7 +170,7 @@ class _ChunkProblem:
         x, mask = self._take(rows)
         with torch.enable_grad():
             h = head(z_pad).detach().requires_grad_(True)
-            data = masked_sum(self.likelihood.nll(body(h), x, self.link), mask)[:n]
+            data = self._data_losses(body(h), x, mask)[:n]
             (grad_h,) = torch.autograd.grad(data.sum(), h)
         grad = torch.bmm(grad_h[:n, None, :], weight.expand(n, *weight.shape))[:, 0]
         # Under autocast (precision="bfloat16") the products come out in the
@@ -195,11 +200,12 @@ class _ChunkProblem:
             f.append(fc)
             jac.append(jc)
         f, jac = torch.cat(f), torch.cat(jac, dim=1)  # jac: (m, n, n_features)
-        slope, weight = self.likelihood.derivatives(f, x, self.link)
+        offset = self.likelihood.row_offset(f, x, self.link, mask)
+        slope, weight = self.likelihood.derivatives(f, x, self.link, offset)
         if mask is not None:
             zero = torch.zeros((), dtype=f.dtype, device=f.device)
             slope, weight = torch.where(mask, slope, zero), torch.where(mask, weight, zero)
-        data = masked_sum(self.likelihood.nll(f, x, self.link), mask)
+        data = masked_sum(self.likelihood.nll(f, x, self.link, offset), mask)
         data = data[:n].to(z.dtype)
         # The normal equations in the latents' dtype, never autocast: J^T W J
         # overflows float16 and loses the small curvatures in bfloat16.

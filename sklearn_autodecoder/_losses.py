@@ -58,7 +58,7 @@ def sample_losses(x_hat, x, loss, mask=None):
     -------
     losses : torch.Tensor of shape (n_samples,)
     """
-    return masked_sum(get_likelihood(loss).elementwise(x_hat, x), mask)
+    return masked_sum(get_likelihood(loss).elementwise(x_hat, x, mask), mask)
 
 
 def output_and_loss(decoder, loss):
@@ -125,4 +125,5 @@ def decode_and_losses(decoder, z, x, loss, mask=None):
     likelihood = get_likelihood(loss)
     forward, link = likelihood.head(decoder)
     f = forward(z)
-    return likelihood.mean(f, link), masked_sum(likelihood.nll(f, x, link), mask)
+    offset = likelihood.row_offset(f, x, link, mask)  # e.g. a count row's library size
+    return likelihood.mean(f, link, offset), masked_sum(likelihood.nll(f, x, link, offset), mask)

@@ -158,15 +158,19 @@ class LatentStartsMixin:
         projection on their basis, batch by batch.
         """
         n_features = data.n_features
+
+        def values(rows):  # what the likelihood starts from (log-normalised counts, say)
+            return likelihood.start_values(data.host_array(rows, np.float64))
+
         if len(data) * n_features <= PCA_START_MAX_VALUES:
-            latents, weight, bias = pca_start(data.host_array(slice(None), np.float64), n_components)
+            latents, weight, bias = pca_start(values(slice(None)), n_components)
         else:
             n_fit = min(max(PCA_SUBSAMPLE_VALUES // n_features, n_components + 1), len(data))
             subset = np.unique(np.linspace(0, len(data) - 1, n_fit).round().astype(np.int64))
-            _, weight, bias = pca_start(data.host_array(subset, np.float64), n_components)
+            _, weight, bias = pca_start(values(subset), n_components)
             latents = np.empty((len(data), n_components))
             for rows in slices(len(data), max(PCA_SUBSAMPLE_VALUES // n_features, 1)):
-                latents[rows] = pca_project(data.host_array(rows, np.float64), weight, bias)
+                latents[rows] = pca_project(values(rows), weight, bias)
         # PCA is the optimum of the package's dense linear decoder under MSE only.
         # _start_is_pca tells fit that the start is PCA's own model (see
         # BaseRepresentationEstimator._kept_start).

@@ -7,7 +7,8 @@ flattened channel-first and row-major (the layout
 smaller; the image estimators take uint8 as 8-bit pixels, x / 255, batch by
 batch). Labels are int64 in ``0 .. n_classes - 1``.
 
-:func:`make_regulatory_data` simulates data with a known representation.
+:func:`make_regulatory_data` and :func:`make_count_data` simulate data with a
+known representation.
 """
 
 import gzip
@@ -17,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ._simulate import make_regulatory_data
+from ._simulate import make_count_data, make_regulatory_data
 
 __all__ = [
     "load_cifar10",
@@ -25,6 +26,7 @@ __all__ = [
     "load_idx",
     "load_mnist",
     "load_stl10_binary",
+    "make_count_data",
     "make_regulatory_data",
 ]
 

@@ -41,12 +41,17 @@ class MaskedLinear(nn.Linear):
         return nn.functional.linear(x, self.weight * self.mask, self.bias)
 
 
+# Output layers may also end with a softmax over the features (the count
+# likelihoods' proportions); it is no hidden-layer activation.
+OUTPUT_ACTIVATIONS = {**ACTIVATIONS, "softmax": lambda: nn.Softmax(dim=1)}
+
+
 def _mlp(sizes, activation, output_activation, connectivity=None):
     layers = []
     for i, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:])):
         layers.append(nn.Linear(n_in, n_out) if connectivity is None else MaskedLinear(connectivity))
         last = i == len(sizes) - 2
-        layers.append(ACTIVATIONS[output_activation if last else activation]())
+        layers.append(OUTPUT_ACTIVATIONS[output_activation]() if last else ACTIVATIONS[activation]())
     return nn.Sequential(*layers)
 
 
@@ -64,9 +69,10 @@ class MLPDecoder(nn.Sequential):
         An empty tuple gives a linear (affine) decoder.
     activation : {"relu", "tanh", "logistic", "identity"}, default="relu"
         Activation after each hidden layer.
-    output_activation : {"identity", "logistic", "relu", "tanh"}, default="identity"
+    output_activation : {"identity", "logistic", "relu", "tanh", "softmax"}, default="identity"
         Activation of the output layer ("logistic" keeps outputs in (0, 1),
-        as the binary cross-entropy loss needs).
+        as the binary cross-entropy loss needs; "softmax" gives proportions
+        over the features, as the count likelihoods use).
     connectivity : array-like of shape (n_components, n_features), default=None
         0/1 mask of a sparse linear decoder (see :class:`MaskedLinear`);
         needs ``hidden_layer_sizes=()``. None gives dense layers.

@@ -76,6 +76,9 @@ FIXED_WIDTH_CHECKS = [
     "check_fit_check_is_fitted",
     "check_n_features_in",
     "check_fit2d_predict1d",
+    "check_estimator_sparse_tag",
+    "check_estimator_sparse_array",
+    "check_estimator_sparse_matrix",
 ]
 
 

@@ -207,7 +207,7 @@ def test_preset_settings_are_the_published_ones(name):
     "defaults, match",
     [
         ({"lr": 1e-3}, r"Unknown key\(s\) \['lr'\].*learning_rate"),
-        ({"loss": "l1"}, r"defaults\['loss'\] must be one of \('mse', 'bce'\), got 'l1'"),
+        ({"loss": "l1"}, r"defaults\['loss'\] must be one of \('mse', 'bce', 'poisson', 'negative_binomial'\), got 'l1'"),
         ({"latent_optimizer": "lbfgs"}, "latent_optimizer"),
     ],
 )

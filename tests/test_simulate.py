@@ -78,3 +78,44 @@ def test_correlation_matching():
     np.testing.assert_allclose(np.sort(r), [0.0, 1.0, 1.0], atol=1e-12)
     with pytest.raises(ValueError, match="same samples"):
         representation_correlation(Z, Z[:10])
+
+
+def test_make_count_data_shapes_types_and_extension():
+    from sklearn_autodecoder.datasets import make_count_data
+
+    X, y, params = make_count_data(300, n_features=60, n_groups=4, n_components=3, return_params=True,
+                                   random_state=0)
+    assert X.shape == (300, 60) and X.dtype == np.float32 and y.shape == (300,)
+    assert np.all(X == np.round(X)) and X.min() >= 0 and (X.sum(axis=1) > 0).all()
+    assert set(y) == {0, 1, 2, 3}
+    assert params["latent"].shape == (300, 3) and params["weights"].shape == (3, 60)
+    # A larger n_samples with the same seed extends the same data set.
+    X_more, y_more = make_count_data(2500, n_features=60, n_groups=4, n_components=3, random_state=0)
+    np.testing.assert_array_equal(X_more[:300], X)
+    np.testing.assert_array_equal(y_more[:300], y)
+    X_sparse, _ = make_count_data(300, n_features=60, n_groups=4, n_components=3, sparse=True,
+                                  random_state=0)
+    assert X_sparse.format == "csr"
+    np.testing.assert_array_equal(X_sparse.toarray(), X)
+
+
+def test_make_count_data_follows_its_model():
+    from sklearn_autodecoder.datasets import make_count_data
+
+    X, y, params = make_count_data(4000, n_features=30, n_groups=3, n_components=2, library_size=500,
+                                   dispersion=3.0, return_params=True, random_state=0)
+    # Totals follow the library sizes (NB noise on top).
+    totals, L = X.sum(axis=1), params["library_size"]
+    assert np.corrcoef(np.log(totals), np.log(L))[0, 1] > 0.8
+    # The groups' latents sit around their centres.
+    for g in range(3):
+        np.testing.assert_allclose(params["latent"][y == g].mean(axis=0), params["centres"][g], atol=0.15)
+    # Over-dispersion: the variance of the counts at their mean exceeds Poisson's, as NB2 says.
+    mu = L[:, None] * np.exp(params["baseline"] + params["latent"] @ params["weights"])
+    mu /= np.exp(params["baseline"] + params["latent"] @ params["weights"]).sum(axis=1, keepdims=True)
+    # E[(x - mu)^2 - mu] = mu^2 / theta under NB2: a moment estimate of 1 / theta per gene.
+    inverse_theta = (((X - mu) ** 2 - mu).sum(axis=0)) / (mu**2).sum(axis=0)
+    ratio = inverse_theta * params["dispersion"]
+    assert 0.8 < np.median(ratio) < 1.25 and np.all(ratio > 0.3)
+    X_poisson, _ = make_count_data(50, n_features=30, dispersion=None, random_state=0)
+    assert X_poisson.shape == (50, 30)
