@@ -485,9 +485,10 @@ class BaseRepresentationEstimator(
     def _kept_start(self, net, prior, valid, warm):
         """Whether early stopping kept a start computed in closed form (PCA) from the rows.
 
-        Only single-process fits without a prior: the start is then a
-        function of the training rows alone, and refitting it on all rows
-        costs one SVD.
+        Only fits without a prior: the start is then a function of the
+        training rows alone, and refitting it on all rows costs one SVD.
+        Under ``torch.distributed`` every rank holds every row and computes
+        the same start, so data-parallel fits refit it alike.
         """
         start_is_pca = self.__dict__.pop("_start_is_pca", False)
         stopping = dict(net.callbacks_).get("early_stopping")
@@ -498,7 +499,6 @@ class BaseRepresentationEstimator(
             and valid is not None
             and prior is None
             and not warm
-            and not distributed.is_active()
         )
 
     def _resolve_early_stopping(self, n_samples):

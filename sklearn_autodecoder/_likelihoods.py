@@ -540,7 +540,7 @@ class _CountLikelihood(Likelihood):
         super().__init__()
         # The training rows' median total count (set by setup): the default
         # library size of inverse_transform; saved with the model.
-        self.register_buffer("library_size", torch.tensor(float("nan")))
+        self.register_buffer("library_size", torch.tensor(float("nan"), device="cpu"))  # moved with the module
 
     def setup(self, n_features, data=None):
         if data is not None:
@@ -688,8 +688,10 @@ class NegativeBinomialLikelihood(_CountLikelihood):
         The moments ignore the latent structure (which adds variance), so
         the start errs on the over-dispersed side; training refines it.
         """
-        self.log_dispersion = nn.Parameter(torch.zeros(n_features))
-        self._moments = torch.zeros(5, n_features, dtype=torch.float64)
+        # Built on the host: the estimator moves the likelihood to its device after
+        # setup, and the moments accumulate host batches in float64.
+        self.log_dispersion = nn.Parameter(torch.zeros(n_features, device="cpu"))
+        self._moments = torch.zeros(5, n_features, dtype=torch.float64, device="cpu")
         super().setup(n_features, data)
         del self._moments
 

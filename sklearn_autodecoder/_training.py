@@ -547,7 +547,9 @@ def _global_count(n):
     """``n`` summed over the ranks of ``torch.distributed`` (``n`` without one)."""
     if not distributed.is_active():
         return n
-    return round(distributed.global_mean(torch.tensor(float(n)), 1) * torch.distributed.get_world_size())
+    # A host count: global_mean moves it to the backend's device.
+    count = torch.tensor(float(n), dtype=torch.float64, device="cpu")
+    return round(distributed.global_mean(count, 1) * torch.distributed.get_world_size())
 
 
 def _snapshot(net):
