@@ -21,7 +21,6 @@ reaches the estimator through ``self`` (``init``, ``embedding_``,
 import numpy as np
 import torch
 
-from . import _distributed as distributed
 from ._amortized import encode
 from ._data import slices
 from ._inference import decode_in_chunks, nearest_latents

@@ -13,7 +13,6 @@ what differs from supervised training:
   since they have no trained latents.
 """
 
-import copy
 import math
 import sys
 import time
@@ -511,7 +510,7 @@ class HeldOutEarlyStopping(Callback):
         self._lowest = min(self._lowest, loss)
         if loss < self.best_loss_ and self._beats_start():
             self.best_loss_, self.best_epoch_ = loss, len(net.history)
-            self._best_state = _snapshot(net)
+            self._best_state = _snapshot(net, into=self._best_state)
         if self.misses_ >= self.patience:
             self.stopped_ = True
             if self.sink is not None:
@@ -552,9 +551,22 @@ def _global_count(n):
     return round(distributed.global_mean(count, 1) * torch.distributed.get_world_size())
 
 
-def _snapshot(net):
-    """A copy of the model's state (decoder, latents, prior) on its device."""
-    return copy.deepcopy(net.module_.state_dict())
+def _snapshot(net, into=None):
+    """A copy of the model's state (decoder, latents, prior) on its device.
+
+    ``into``, an earlier snapshot of the same model, is overwritten in place:
+    the copies (the latent table among them) are allocated once per fit, not
+    at every improvement.
+    """
+    state = net.module_.state_dict()
+    if into is None or into.keys() != state.keys() or any(
+        into[key].shape != value.shape or into[key].dtype != value.dtype for key, value in state.items()
+    ):
+        return {key: value.detach().clone() for key, value in state.items()}
+    with torch.no_grad():
+        for key, value in state.items():
+            into[key].copy_(value)
+    return into
 
 
 def start_loss(net, valid):

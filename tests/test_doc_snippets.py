@@ -14,7 +14,6 @@ lowered while the snippets run (a value a snippet writes, such as
 not what it learns, which the package's own tests and benchmarks measure.
 """
 
-import os
 import re
 import sys
 import warnings

@@ -185,3 +185,24 @@ def test_threads_are_scoped_to_the_estimators_calls(X):
     assert torch.get_num_threads() == before
     ad.transform(X)
     assert torch.get_num_threads() == before
+
+
+def test_early_stopping_snapshots_reuse_their_buffers():
+    # Defect 10 of the GPU issue: a snapshot at each improvement must not
+    # allocate a new copy of the state (the latent table among it) on the device.
+    from types import SimpleNamespace
+
+    from sklearn_autodecoder._training import _snapshot
+
+    net = SimpleNamespace(module_=torch.nn.Linear(3, 2))
+    first = _snapshot(net)
+    pointers = {key: value.data_ptr() for key, value in first.items()}
+    with torch.no_grad():
+        net.module_.weight += 1.0
+    second = _snapshot(net, into=first)
+    assert second is first
+    assert {key: value.data_ptr() for key, value in second.items()} == pointers
+    torch.testing.assert_close(second["weight"], net.module_.weight, rtol=0, atol=0)
+    with torch.no_grad():  # a snapshot is a copy, not a view of the live state
+        net.module_.weight += 1.0
+    assert not torch.equal(second["weight"], net.module_.weight)
