@@ -148,8 +148,8 @@ class BaseAutoDecoder(
 
         A data-driven start is returned as the prior's start (see ``_make_prior``).
         """
-        init, data_driven = self._training_start(decoder, data, settings, warm, generator)
-        table = LatentTable(len(data), settings["n_components"], init=init).to(data.device)
+        start = self._training_start(decoder, data, settings, warm, generator)
+        table = LatentTable(len(data), settings["n_components"], init=start.latents).to(data.device)
         optimizer = partial(
             make_latent_optimizer,
             name=settings["latent_optimizer"],
@@ -159,7 +159,9 @@ class BaseAutoDecoder(
         held_out = None
         if n_held_out:
             held_out = self._held_out_inference(decoder, table, settings, n_held_out, data.device)
-        return Representation(table, optimizer, held_out, init if data_driven else None)
+        return Representation(
+            table, optimizer, held_out, start.latents if start.data_driven else None, start.is_pca
+        )
 
     def _held_out_inference(self, decoder, table, settings, n_held_out, device):
         """``held_out(index, x, mask)``: held-out latents, tracked across epochs.

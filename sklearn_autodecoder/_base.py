@@ -85,6 +85,8 @@ class Representation(NamedTuple):
     """``held_out(index, x, mask)``: held-out rows' latents for early stopping (None: ``module``)."""
     prior_start: object = None
     """Latents a prior may start from (a data-driven start), or None."""
+    start_is_pca: bool = False
+    """Whether the start is PCA's own model (decoder and latents), refittable on all rows."""
 
 
 def positive(kind):
@@ -333,14 +335,16 @@ class BaseRepresentationEstimator(
         self : object
             The fitted estimator.
         """
+        return self._fit_rows(X, incremental=False)
+
+    def _fit_rows(self, X, *, incremental):
+        """``fit`` (``incremental=False``) or one ``partial_fit`` call."""
         # Under torchrun the ranks fit alike: their warnings too, shown once (rank 0's).
         with distributed.warnings_from_rank_zero():
-            return self._fit_rows(X)
+            return self._fit_rows_once(X, incremental)
 
-    def _fit_rows(self, X):
+    def _fit_rows_once(self, X, partial):
         settings = self._settings()
-        partial = self.__dict__.get("_partial_fit_call", False)  # set by partial_fit
-        self.__dict__.pop("_start_is_pca", None)
         warm = (self.warm_start or partial) and hasattr(self, "decoder_")
         # The training's own likelihood object (trainable parameters continue on a warm start).
         likelihood = self._likelihood() if warm else self._make_likelihood(settings["loss"])
@@ -365,9 +369,9 @@ class BaseRepresentationEstimator(
         # share of each global batch (see _distributed): same steps on every rank.
         train_data = data.take(train)
         if not warm:
-            # The likelihood's own parameters, sized (and started from the training
-            # rows unless each rank sees only its shard).
-            likelihood.setup(data.n_features, None if distributed.is_active() else train_data)
+            # The likelihood's own parameters, sized and started from the training
+            # rows (under torch.distributed every rank holds them all: alike).
+            likelihood.setup(data.n_features, train_data)
         with seeded_cpu_rng(generator):
             if warm:
                 decoder = self.decoder_.float().to(data.device)
@@ -383,10 +387,11 @@ class BaseRepresentationEstimator(
             # The representation's start (PCA's SVD) and the prior's (EM) run
             # BLAS and torch code too: under the same thread limit as training.
             with self._threads():
-                module, optimizer, held_out, prior_start = self._make_representation(
+                representation = self._make_representation(
                     decoder, train_data, settings, warm, generator, 0 if valid is None else len(valid)
                 )
-                prior = self._make_prior(settings, generator, prior_start)
+                module = representation.module
+                prior = self._make_prior(settings, generator, representation.prior_start)
         with self._threads():
             with warnings.catch_warnings():
                 if partial:  # one chunk is not the decoder's whole training set
@@ -398,17 +403,16 @@ class BaseRepresentationEstimator(
                 self._latent_prior(settings, None if prior is None else prior.to(data.device)),
                 likelihood.to(data.device),
             )
-            net = self._make_net(model, optimizer, held_out, settings, data, generator, early_stopping)
+            net = self._make_net(model, representation, settings, data, generator, early_stopping, partial)
             net.fit((train_data, None if valid is None else data.take(valid)))
             if not partial:
                 self._warn_unconverged(net, settings)
-            if self._kept_start(net, prior, valid, warm):
+            if self._kept_start(net, representation, prior, valid, warm):
                 # Early stopping kept the start, PCA of the training rows: the
                 # same start computed on every row is the better model.
                 train, valid = np.arange(len(data)), None
                 with seeded_cpu_rng(generator):
                     module = self._make_representation(decoder, data, settings, False, generator, 0).module
-            self.__dict__.pop("_start_is_pca", None)
 
             self.device_ = data.device
             self.decoder_ = decoder.eval()
@@ -442,6 +446,7 @@ class BaseRepresentationEstimator(
         self.loss_curve_ = (self.loss_curve_ if previous else []) + curve
 
     @available_if(_without_latent_prior)
+    @_fit_context(prefer_skip_nested_validation=True)
     @tensors_in
     def partial_fit(self, X, y=None):
         """Update the decoder on one chunk of samples (one pass over it).
@@ -476,13 +481,9 @@ class BaseRepresentationEstimator(
         """
         if hasattr(self, "decoder_"):  # the width and names of the first chunk
             validate_rows(self, X, reset=False, image_shape=self._image_shape())
-        self.__dict__["_partial_fit_call"] = True
-        try:
-            return self.fit(X, y)
-        finally:
-            del self.__dict__["_partial_fit_call"]
+        return self._fit_rows(X, incremental=True)
 
-    def _kept_start(self, net, prior, valid, warm):
+    def _kept_start(self, net, representation, prior, valid, warm):
         """Whether early stopping kept a start computed in closed form (PCA) from the rows.
 
         Only fits without a prior: the start is then a function of the
@@ -490,10 +491,9 @@ class BaseRepresentationEstimator(
         Under ``torch.distributed`` every rank holds every row and computes
         the same start, so data-parallel fits refit it alike.
         """
-        start_is_pca = self.__dict__.pop("_start_is_pca", False)
         stopping = dict(net.callbacks_).get("early_stopping")
         return (
-            start_is_pca
+            representation.start_is_pca
             and stopping is not None
             and stopping.best_epoch_ == 0
             and valid is not None
@@ -598,7 +598,7 @@ class BaseRepresentationEstimator(
             )
         return {"decoder_load_": load}
 
-    def _make_net(self, model, representation_optimizer, held_out, settings, data, generator, early_stopping):
+    def _make_net(self, model, representation, settings, data, generator, early_stopping, partial_epoch):
         verbose = int(self.verbose) if distributed.rank() == 0 else 0  # one log, rank 0's
         return RepresentationNet(
             model,
@@ -608,13 +608,13 @@ class BaseRepresentationEstimator(
                 lr=settings["learning_rate"],
                 weight_decay=settings["weight_decay"],
             ),
-            representation_optimizer=representation_optimizer,
-            held_out=held_out,
+            representation_optimizer=representation.optimizer,
+            held_out=representation.held_out,
             generator=generator,
             precision=self.precision,
             batch_losses=bool(self.callbacks),
             # partial_fit: one pass over the chunk.
-            max_epochs=1 if self.__dict__.get("_partial_fit_call") else settings["max_iter"],
+            max_epochs=1 if partial_epoch else settings["max_iter"],
             batch_size=settings["batch_size"],
             callbacks=make_callbacks(
                 self.callbacks,

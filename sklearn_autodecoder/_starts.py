@@ -18,6 +18,8 @@ reaches the estimator through ``self`` (``init``, ``embedding_``,
 ``prior_`` and the helpers of :class:`~._base.BaseRepresentationEstimator`).
 """
 
+from typing import NamedTuple
+
 import numpy as np
 import torch
 
@@ -26,6 +28,17 @@ from ._data import slices
 from ._inference import decode_in_chunks, nearest_latents
 from ._pca_init import linear_layer, pca_project, pca_start, set_linear_decoder, set_relu_decoder_linear
 from ._priors import best_prior_starts, prior_wants_data_start
+
+
+class TrainingStart(NamedTuple):
+    """What :meth:`LatentStartsMixin._training_start` returns."""
+
+    latents: torch.Tensor
+    """The training latents' start, on the CPU."""
+    data_driven: bool
+    """Whether it follows the data (a prior may then start from it)."""
+    is_pca: bool = False
+    """Whether decoder and latents start as PCA's own model (early stopping may keep it)."""
 
 # Training latents start as N(0, LATENT_INIT_STD^2): small, so that the decoder
 # starts near its mean output, but not zero, so that samples differ at once.
@@ -119,7 +132,7 @@ class LatentStartsMixin:
     """Start strategies of the auto-decoders (see the module's notes)."""
 
     def _training_start(self, decoder, data, settings, warm, generator):
-        """``(init, data_driven)``: the training latents' start, and whether it follows the data.
+        """The training latents' start (a :class:`TrainingStart`).
 
         A data-driven start (PCA scores, a warm start's projections) is what
         a prior may start from (:meth:`~._priors.LatentPrior.start_from`).
@@ -127,10 +140,12 @@ class LatentStartsMixin:
         if warm:
             # Project the data on the current manifold: a start as good as the
             # decoder, whether or not X is the previous fit's data.
-            return torch.as_tensor(self._latents_of(data, decoder), dtype=torch.float32), True
+            return TrainingStart(torch.as_tensor(self._latents_of(data, decoder), dtype=torch.float32), True)
         if self._pca_start_applies(data):
-            return self._pca_start(decoder, data, settings["n_components"], settings["loss"]), True
-        return LATENT_INIT_STD * torch.randn(len(data), settings["n_components"], generator=generator), False
+            return self._pca_start(decoder, data, settings["n_components"], settings["loss"])
+        return TrainingStart(
+            LATENT_INIT_STD * torch.randn(len(data), settings["n_components"], generator=generator), False
+        )
 
     def _pca_start_applies(self, data):
         """PCA starts for MLP decoders, and for conv decoders with a mixture prior.
@@ -170,16 +185,17 @@ class LatentStartsMixin:
             latents = np.empty((len(data), n_components))
             for rows in slices(len(data), max(PCA_SUBSAMPLE_VALUES // n_features, 1)):
                 latents[rows] = pca_project(values(rows), weight, bias)
-        # PCA is the optimum of the package's dense linear decoder under MSE only.
-        # _start_is_pca tells fit that the start is PCA's own model (see
+        # PCA is the optimum of the package's dense linear decoder under MSE only;
+        # is_pca tells fit that the start is PCA's own model (see
         # BaseRepresentationEstimator._kept_start).
+        is_pca = False
         if likelihood.pca_is_optimum and self._decoder_is_pca_linear():
             if linear_layer(decoder) is not None:
                 set_linear_decoder(decoder, weight, bias)
-                self._start_is_pca = True
+                is_pca = True
             else:
-                self._start_is_pca = set_relu_decoder_linear(decoder, weight, bias, latents)
-        return torch.as_tensor(latents, dtype=torch.float32)
+                is_pca = set_relu_decoder_linear(decoder, weight, bias, latents)
+        return TrainingStart(torch.as_tensor(latents, dtype=torch.float32), True, bool(is_pca))
 
     def _held_out_start(self, reference, n_held_out):
         """Held-out rows' first latents in early stopping: zeros, or the training mean.
