@@ -41,6 +41,7 @@ from sklearn.base import BaseEstimator
 from skorch.history import History
 
 from ._devices import is_available
+from ._files import write_atomically
 from ._likelihoods import LIKELIHOODS, Likelihood
 
 FORMAT = "sklearn_autodecoder.model"
@@ -92,9 +93,10 @@ class SaveMixin:
         Parameters
         ----------
         path : str, os.PathLike or binary file object
-            Where to write. A path is written through a temporary file
-            (``path + ".part"``) and renamed, so that an interrupted save
-            never leaves a truncated model behind.
+            Where to write. A path is written through a temporary file of a
+            unique name in the same directory, then renamed over ``path``:
+            an interrupted save never leaves a truncated model behind, and
+            concurrent saves to one path each leave a complete file.
 
         Raises
         ------
@@ -477,14 +479,7 @@ def save(estimator, path):
     if not isinstance(path, (str, os.PathLike)):
         write(path)
         return
-    part = os.fspath(path) + ".part"
-    try:
-        with open(part, "wb") as file:
-            write(file)
-        os.replace(part, path)
-    finally:
-        if os.path.exists(part):
-            os.remove(part)
+    write_atomically(path, write)
 
 
 # ---- load ------------------------------------------------------------------------
