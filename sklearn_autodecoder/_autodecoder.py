@@ -41,6 +41,7 @@ from ._sparse_optim import make_latent_optimizer
 from ._information_criteria import InformationCriteriaMixin
 from ._warnings import warn
 from ._starts import INIT_STRATEGIES, LatentStartsMixin
+from ._tensors import tensors_in_out
 from ._training import format_duration
 from .nn import LatentTable
 
@@ -312,6 +313,32 @@ class BaseAutoDecoder(
 
     def _transform_batch_size(self):
         return self.inference_batch_size
+
+    @tensors_in_out
+    def fit_transform(self, X, y=None):
+        """Fit the model and return the latent vectors it learnt for X.
+
+        The training latents come with the fit: no second inference runs.
+        They are ``embedding_`` (a copy): the latents trained jointly with
+        the decoder, and for the samples held out by early stopping, latents
+        inferred against the final decoder. ``fit(X).transform(X)`` instead
+        projects every sample onto the final decoder's manifold from that
+        start, so its result is close to these latents, not equal to them
+        (equal up to ``inference_tol`` once both have converged).
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            Training samples; NaN marks a missing entry.
+        y : Ignored
+            Not used, present for API consistency.
+
+        Returns
+        -------
+        Z : ndarray of shape (n_samples, ``n_components_``)
+            Latent vectors, float64 for float64 X and float32 otherwise.
+        """
+        return self.fit(X).embedding_.copy()
 
     def transform(self, X):
         """Infer the latent vector of each sample with the decoder frozen.

@@ -76,12 +76,30 @@ def test_transform_is_projection_with_score(low_rank):
     assert residual < 5e-3 * np.mean(low_rank**2)
 
 
-def test_fit_transform_equals_fit_then_transform(digits):
+def test_fit_transform_returns_training_latents_without_a_second_inference(digits, monkeypatch):
     X = digits[0][:150]
-    params = dict(n_components=3, max_iter=4, **CPU)
-    Z1 = AutoDecoder(**params).fit_transform(X)
-    Z2 = AutoDecoder(**params).fit(X).transform(X)
-    np.testing.assert_allclose(Z1, Z2, atol=1e-6)
+    params = dict(n_components=3, max_iter=4, early_stopping=True, **CPU)
+    calls = []
+    inferred = AutoDecoder._latents_of
+    monkeypatch.setattr(AutoDecoder, "_latents_of", lambda self, *a: calls.append(1) or inferred(self, *a))
+    ad = AutoDecoder(**params).fit(X)
+    fit_calls = len(calls)  # the held-out rows' inference, part of fit
+    Z = AutoDecoder(**params).fit_transform(X)
+    assert len(calls) == 2 * fit_calls
+    np.testing.assert_array_equal(Z, ad.embedding_)
+    Z[:] = 0  # a copy: the fitted model's latents stay as they were
+    assert np.abs(ad.embedding_).sum() > 0
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+def test_fit_transform_is_close_to_fit_then_transform(digits):
+    X = digits[0][:150]
+    ad = AutoDecoder(n_components=3, max_iter=100, random_state=0, device="cpu")
+    Z = ad.fit_transform(X)
+    assert Z.dtype == X.dtype
+    # transform projects each row onto the final decoder from its training latent.
+    distance = np.linalg.norm(ad.transform(X) - Z, axis=1)
+    assert np.median(distance) < 0.03 * np.median(np.linalg.norm(Z, axis=1))
 
 
 def test_transform_rows_are_independent(digits):

@@ -13,13 +13,19 @@ FAST = dict(inference_max_iter=20, random_state=0, device="cpu")
 PROBA_REASON = "the sparse checks read predict_proba as a classifier's"
 PROBA_CHECKS = ("check_estimator_sparse_array", "check_estimator_sparse_matrix")
 
+# fit_transform returns the latents learnt with the decoder (embedding_), at no
+# extra cost; transform re-infers them against the final decoder, so the two
+# agree once both have converged, not after the checks' max_iter=3 epochs.
+TRAINING_LATENTS_REASON = "fit_transform returns the training latents, transform re-infers them"
+TRAINING_LATENTS_CHECKS = ("check_transformer_general", "check_transformer_data_not_an_array")
+
 
 def expected_failed_checks(estimator):
     expected = expected_width_failures(ConvAutoDecoder)(estimator)
+    expected.update(dict.fromkeys(TRAINING_LATENTS_CHECKS, TRAINING_LATENTS_REASON))
     if getattr(estimator, "latent_prior", "none") == "gmm":
         expected.update(dict.fromkeys(PROBA_CHECKS, PROBA_REASON))
     return expected
-
 
 
 @parametrize_with_checks(
