@@ -356,7 +356,7 @@ class BaseRepresentationEstimator(
         before = dict(self.__dict__)
         if self.warm_start or incremental:
             for name, value in before.items():
-                if isinstance(value, (torch.nn.Module, torch.Tensor, np.ndarray)):
+                if isinstance(value, (torch.nn.Module, torch.Tensor)):  # arrays are replaced, never updated
                     self.__dict__[name] = copy.deepcopy(value)
         try:
             yield

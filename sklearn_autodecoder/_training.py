@@ -237,14 +237,14 @@ class RepresentationNet(NeuralNet):
         """
         if not self.initialized_:
             self.initialize()
-        routing_method = fit_params.pop("_routing_method", "partial_fit")
         # The divergence check's reference: the first training batch's loss, before any step.
         self.start_loss_ = None
         self.n_features_ = X[0].n_features if isinstance(X, tuple) else None
         with user_interrupts() as interrupted:
             self.notify("on_train_begin", X=X, y=y)
             try:
-                self.fit_loop(X, y, _routing_method=routing_method, **fit_params)
+                # fit_params as skorch's fit passes them (skorch 1.4 adds its routing key).
+                self.fit_loop(X, y, **fit_params)
             except StopTraining:
                 pass
             except KeyboardInterrupt:
