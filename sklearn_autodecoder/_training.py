@@ -168,8 +168,9 @@ class StopOnNonFinite(Callback):
         if value > start + DIVERGENCE_FACTOR * max(abs(start), n_features):
             raise FloatingPointError(
                 f"Training diverged: the train loss grew from {start:.4g} at the start to "
-                f"{value:.4g} in epoch {len(net.history)}. Lower learning_rate (the steps are too "
-                "large for this model and data) or rescale the data."
+                f"{value:.4g} in epoch {len(net.history)}: the steps are too large for this model "
+                "and data. Lower learning_rate (an auto-decoder's latent_learning_rate too) or "
+                "rescale the data."
             )
 
 
