@@ -261,13 +261,15 @@ class BaseAutoDecoder(
         """Inferred latents of ``data``, chunk by chunk (the transform hook)."""
         init = self._init_function(decoder, data.dtype, data.device)
         likelihood = self._module_for(self._likelihood(), data.dtype)
-        unconverged = []
+        unconverged, overshot = [], []
         progress = _InferenceProgress(len(data), self.verbose)
 
         def infer(x, mask):
             result = self._infer_tensor(decoder, x, mask, likelihood, data.device, init=init)
             if hasattr(result, "converged"):
                 unconverged.append(int((~result.converged).sum()))
+            if getattr(result, "overshot", None) is not None:
+                overshot.append(int(result.overshot.sum()))
             progress.update(len(x))
             return result[0]
 
@@ -284,6 +286,14 @@ class BaseAutoDecoder(
                 f"{sum(unconverged)} of {len(data)} samples ({sum(unconverged) / len(data):.1%}) "
                 f"reached inference_max_iter={self.inference_max_iter} before their latent "
                 "converged; increase inference_max_iter or inference_tol.",
+                ConvergenceWarning,
+            )
+        if sum(overshot):
+            warn(
+                f"{sum(overshot)} of {len(data)} samples ({sum(overshot) / len(data):.1%}) kept "
+                "their starting latent: every inference step tried raised their loss far above "
+                f"the start's. inference_learning_rate={self.inference_learning_rate} is too "
+                "large for this decoder; lower it (or use inference_method='lbfgs').",
                 ConvergenceWarning,
             )
         return Z

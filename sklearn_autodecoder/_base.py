@@ -340,8 +340,30 @@ class BaseRepresentationEstimator(
     def _fit_rows(self, X, *, incremental):
         """``fit`` (``incremental=False``) or one ``partial_fit`` call."""
         # Under torchrun the ranks fit alike: their warnings too, shown once (rank 0's).
-        with distributed.warnings_from_rank_zero():
+        with distributed.warnings_from_rank_zero(), self._all_or_nothing(incremental):
             return self._fit_rows_once(X, incremental)
+
+    @contextmanager
+    def _all_or_nothing(self, incremental):
+        """A fit that raises (an error, a divergence, Ctrl-C) leaves the estimator as it was.
+
+        Validation resets attributes (``n_features_in_``...) before a value
+        is refused, and a continued fit (``warm_start``, ``partial_fit``)
+        would train the fitted modules in place: it trains copies of every
+        fitted module and tensor instead, and on any exception the previous
+        ``__dict__`` comes back, its objects untouched.
+        """
+        before = dict(self.__dict__)
+        if self.warm_start or incremental:
+            for name, value in before.items():
+                if isinstance(value, (torch.nn.Module, torch.Tensor)):  # arrays are replaced, never updated
+                    self.__dict__[name] = copy.deepcopy(value)
+        try:
+            yield
+        except BaseException:
+            self.__dict__.clear()
+            self.__dict__.update(before)
+            raise
 
     def _fit_rows_once(self, X, partial):
         settings = self._settings()

@@ -93,6 +93,8 @@ class InferenceResult(NamedTuple):
     """(n_samples,) int64: iterations each row used."""
     converged: torch.Tensor
     """(n_samples,) bool: False where a row stopped at ``max_iter``."""
+    overshot: torch.Tensor = None
+    """(n_samples,) bool: True where every step tried overshot (see :func:`_adam_chunk`)."""
 
 
 @contextmanager
@@ -495,6 +497,12 @@ def _adam_chunk(problem, z0, *, max_iter, learning_rate, tol):
     they stop (early exit), so a converged sample costs nothing more; all
     state (moments, step size, step count) is per row. ``converged`` is True
     for rows that stopped after their last step cut.
+
+    ``overshot`` marks the rows that never improved on their start and
+    whose every step, down to the last cut, landed on a loss above the
+    start's by more than the start's magnitude plus one unit per feature:
+    a step size far too large for the decoder (the start is returned; the
+    caller warns). A row already at its minimum only overshoots by little.
     """
     n = len(z0)
     z, best = z0.clone(), z0.clone()
@@ -502,9 +510,12 @@ def _adam_chunk(problem, z0, *, max_iter, learning_rate, tol):
     n_iter = torch.zeros(n, dtype=torch.long, device=z.device)
     converged = torch.zeros(n, dtype=torch.bool, device=z.device)
     if max_iter == 0:
-        return best, n_iter, converged
+        return best, n_iter, converged, torch.zeros_like(converged)
     m1, m2 = torch.zeros_like(z), torch.zeros_like(z)
     best_loss = torch.full((n,), math.inf, **row)
+    start_loss = None
+    tried = torch.full((n,), math.inf, **row)  # the lowest loss at a point stepped to
+    stepped_any = torch.zeros(n, dtype=torch.bool, device=z.device)
     lr = torch.full((n, 1), float(learning_rate), **row)
     t = torch.zeros(n, 1, dtype=torch.long, device=z.device)  # Adam's step count, restarted at each cut
     # Bias corrections by table: a vectorised pow rounds differently from the
@@ -519,6 +530,14 @@ def _adam_chunk(problem, z0, *, max_iter, learning_rate, tol):
     for _ in range(max_iter):
         losses, size, grad = problem.losses_and_grads(z[active], active)
         za = z[active]
+        if start_loss is None:
+            start_loss = losses.clone()
+        else:  # t == 0: a row's restart from its best point, not a step tried
+            from_step = t[active, 0] > 0
+            stepped, reached = active[from_step], losses[from_step]
+            reached = torch.where(torch.isnan(reached), math.inf, reached)
+            tried[stepped] = torch.minimum(tried[stepped], reached)
+            stepped_any[stepped] = True
         # Only an improvement above the rounding counts (see the module doc).
         margin = problem.noise(size)
         best_a = best_loss[active]
@@ -546,11 +565,13 @@ def _adam_chunk(problem, z0, *, max_iter, learning_rate, tol):
             active = active[cuts[active] < N_CUTS]
         if len(active) == 0:
             break
-    return best, n_iter, converged
+    features = problem.x.shape[1] if problem.mask is None else problem.mask.sum(dim=1)
+    overshot = stepped_any & (best_loss >= start_loss) & (tried > start_loss + start_loss.abs() + features)
+    return best, n_iter, converged, overshot
 
 
 # The values of ``inference_method=``: a solver is
-# ``solve(problem, z0, *, max_iter, learning_rate, tol) -> (z, n_iter, converged)``
+# ``solve(problem, z0, *, max_iter, learning_rate, tol) -> (z, n_iter, converged[, overshot])``
 # on one chunk's ``_ChunkProblem``, every row on its own. Adding a method is one
 # function and one line here.
 _SOLVERS = {"lbfgs": _lbfgs_chunk, "lm": _lm_chunk, "adam": _adam_chunk}
@@ -626,9 +647,11 @@ def infer_latents(
     Returns
     -------
     result : InferenceResult
-        ``(latents, n_iter, converged)``: the latents (on ``device``, in X's
-        dtype), and per row the iterations used and whether the row
-        converged before ``max_iter``.
+        ``(latents, n_iter, converged, overshot)``: the latents (on
+        ``device``, in X's dtype), and per row the iterations used, whether
+        the row converged before ``max_iter``, and whether every step it
+        tried overshot (returning its start: ``learning_rate`` too large;
+        "adam" only, False for the other methods).
     """
     if method not in _SOLVERS:
         raise ValueError(f"Unknown inference method {method!r}; expected one of {METHODS}.")
@@ -640,20 +663,21 @@ def infer_latents(
     if torch.is_tensor(init):
         starts = iter(torch.split(init, batch_size))
         init = lambda x, m: next(starts).to(device=device, dtype=x.dtype)  # noqa: E731
-    latents, n_iter, converged = [], [], []
+    latents, n_iter, converged, overshot = [], [], [], []
     with frozen(decoder):
         for x, m in _chunks(X, mask, batch_size, device):
             with torch.no_grad():
                 z0 = init(x, m)
                 problem = _ChunkProblem(decoder, x, m, loss, penalty)
-                z, steps, done = solve(problem, z0, max_iter=max_iter, learning_rate=learning_rate, tol=tol)
+                z, steps, done, *flags = solve(problem, z0, max_iter=max_iter, learning_rate=learning_rate, tol=tol)
             latents.append(z)
             n_iter.append(steps)
             converged.append(done)
+            overshot.append(flags[0] if flags else torch.zeros_like(done))
     if not latents:  # no rows
         empty = torch.zeros(0, dtype=torch.long, device=device)
-        return InferenceResult(X.new_zeros(0, 0).to(device), empty, empty.bool())
-    return InferenceResult(torch.cat(latents), torch.cat(n_iter), torch.cat(converged))
+        return InferenceResult(X.new_zeros(0, 0).to(device), empty, empty.bool(), empty.bool())
+    return InferenceResult(torch.cat(latents), torch.cat(n_iter), torch.cat(converged), torch.cat(overshot))
 
 
 def _chunks(X, mask, batch_size, device):

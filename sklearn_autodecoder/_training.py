@@ -14,8 +14,11 @@ what differs from supervised training:
 """
 
 import math
+import signal
 import sys
+import threading
 import time
+from contextlib import contextmanager
 
 import numpy as np
 import torch
@@ -37,6 +40,9 @@ START_TEST_LEVEL = 0.05
 START_TEST_MIN_ROWS = 5
 # Adam's learning rate for a latent prior's parameters (the DGD code's).
 PRIOR_LEARNING_RATE = 1e-2
+# Divergence: an epoch's mean training loss above the start's by this many
+# times the start's scale (see StopOnNonFinite).
+DIVERGENCE_FACTOR = 1e3
 
 
 class RowBatches:
@@ -91,11 +97,60 @@ class RowBatches:
             yield index, x, mask
 
 
+class StopTraining(Exception):
+    """The package's stopping rules' end of a fit (not an error).
+
+    skorch's callbacks end a fit by raising ``KeyboardInterrupt``, which
+    skorch's loop swallows, a user's Ctrl-C with it; the package's own rules
+    raise this instead (see :meth:`RepresentationNet.partial_fit`).
+    """
+
+
+@contextmanager
+def user_interrupts():
+    """Yield ``interrupted()``: whether a SIGINT (Ctrl-C) raised ``KeyboardInterrupt`` inside.
+
+    skorch's callbacks (``EarlyStopping`` and others a user passes) stop a
+    fit by raising ``KeyboardInterrupt`` too; what tells a user's interrupt
+    apart is that it comes through the SIGINT handler. In the main thread
+    the block runs under a handler that calls the previous one and notes
+    when it raised; the previous handler is restored on exit. Elsewhere (a
+    fit in a worker thread) Python delivers no signal, and a handler that is
+    not Python's (ignored, the default action) is left alone: nothing to note.
+    """
+    state = {"interrupted": False}
+    previous = None
+    if threading.current_thread() is threading.main_thread():
+        previous = signal.getsignal(signal.SIGINT)
+    if not callable(previous):
+        yield lambda: state["interrupted"]
+        return
+
+    def handler(signum, frame):
+        try:
+            previous(signum, frame)
+        except KeyboardInterrupt:
+            state["interrupted"] = True
+            raise
+
+    signal.signal(signal.SIGINT, handler)
+    try:
+        yield lambda: state["interrupted"]
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
 class StopOnNonFinite(Callback):
-    """Stop training with a clear error when an epoch's loss is not finite.
+    """Stop training with a clear error when an epoch's loss is not finite or has blown up.
 
     Checked once per epoch, from the epoch's mean loss, so that training
-    never waits on the device for a per-batch value.
+    never waits on the device for a per-batch value. Blown up: the epoch's
+    mean training loss exceeds the start's (``net.start_loss_``, the first
+    batch's loss before any step) by ``DIVERGENCE_FACTOR`` times the larger
+    of the start's magnitude and one unit per feature. Losses can be
+    negative (a likelihood's normaliser) or near zero (a start that fits
+    already), hence the unit per feature; a fit that is learning never
+    climbs three orders of magnitude above where it started.
     """
 
     def on_epoch_end(self, net, **kwargs):
@@ -106,6 +161,17 @@ class StopOnNonFinite(Callback):
                     f"Training diverged: the {key.replace('_', ' ')} became {value} in epoch "
                     f"{len(net.history)}. Lower the learning rates or rescale the data."
                 )
+        start, n_features = getattr(net, "start_loss_", None), getattr(net, "n_features_", None)
+        value = net.history[-1].get("train_loss")
+        if start is None or n_features is None or value is None:
+            return
+        if value > start + DIVERGENCE_FACTOR * max(abs(start), n_features):
+            raise FloatingPointError(
+                f"Training diverged: the train loss grew from {start:.4g} at the start to "
+                f"{value:.4g} in epoch {len(net.history)}: the steps are too large for this model "
+                "and data. Lower learning_rate (an auto-decoder's latent_learning_rate too) or "
+                "rescale the data."
+            )
 
 
 class RepresentationNet(NeuralNet):
@@ -162,6 +228,32 @@ class RepresentationNet(NeuralNet):
         self.precision = precision
         self.batch_losses = batch_losses
 
+    def partial_fit(self, X, y=None, classes=None, **fit_params):
+        """skorch's ``partial_fit``, but a user's Ctrl-C propagates.
+
+        skorch swallows every ``KeyboardInterrupt`` of the loop, its
+        callbacks' stop signal; here only those stay swallowed (and the
+        package's :class:`StopTraining`), while one raised by the SIGINT
+        handler (see :func:`user_interrupts`) reaches the caller.
+        """
+        if not self.initialized_:
+            self.initialize()
+        # The divergence check's reference: the first training batch's loss, before any step.
+        self.start_loss_ = None
+        self.n_features_ = X[0].n_features if isinstance(X, tuple) else None
+        with user_interrupts() as interrupted:
+            self.notify("on_train_begin", X=X, y=y)
+            try:
+                # fit_params as skorch's fit passes them (skorch 1.4 adds its routing key).
+                self.fit_loop(X, y, **fit_params)
+            except StopTraining:
+                pass
+            except KeyboardInterrupt:
+                if interrupted():
+                    raise
+            self.notify("on_train_end", X=X, y=y)
+        return self
+
     def initialize_optimizer(self, triggered_directly=None):
         # A likelihood's own parameters (e.g. a dispersion) train with the decoder's weights.
         self.optimizer_ = self.weight_optimizer(
@@ -212,6 +304,8 @@ class RepresentationNet(NeuralNet):
             loss = step["loss"].detach()
             # The batch's summed loss (a rank's share of a global batch may be empty).
             summed = step.get("total", loss * size).detach()
+            if training and total is None and getattr(self, "start_loss_", 0) is None:
+                self.start_loss_ = distributed.global_mean(summed, size)
             total = summed if total is None else total + summed
             count += size
             if self.batch_losses:
@@ -433,7 +527,7 @@ class TrainingConvergence(Callback):
         self.best_ = min(self.best_, loss)
         if self.misses_ >= self.patience:
             self.converged_ = True
-            raise KeyboardInterrupt  # skorch's way to end fit early
+            raise StopTraining
 
 
 class HeldOutEarlyStopping(Callback):
@@ -519,7 +613,7 @@ class HeldOutEarlyStopping(Callback):
                     f"epochs. The kept state is from epoch {self.best_epoch_} "
                     f"(valid_loss {self.best_loss_:.6f})."
                 )
-            raise KeyboardInterrupt  # skorch's way to end fit early
+            raise StopTraining
 
     def _beats_start(self):
         """Whether this epoch's held-out row losses beat the start's (paired t-test)."""

@@ -98,9 +98,13 @@ def test_warm_start_continues_from_the_fitted_modules(X):
     ae = AutoEncoder(n_components=2, warm_start=True, **FAST).fit(X)
     before = ae.score(X)
     encoder = ae.encoder_
+    weights = {k: v.clone() for k, v in encoder.state_dict().items()}
     ae.set_params(max_iter=20).fit(X)
     assert ae.encoder_ is not None and ae.score(X) > before
-    assert ae.encoder_ is encoder  # trained further in place, not rebuilt
+    # Continued, not rebuilt: the first warm epoch starts where the last fit ended...
+    assert ae.loss_curve_[3] < ae.loss_curve_[0]
+    # ...trained as a copy: the previous fit's encoder is intact (restored if a fit fails).
+    assert all(torch.equal(v, encoder.state_dict()[k]) for k, v in weights.items())
 
 
 def test_loads(X):

@@ -96,6 +96,12 @@ def test_partial_fit_checks_the_width_and_the_prior(X):
 
 def test_autoencoder_partial_fit_continues_its_encoder(X):
     ae = AutoEncoder(n_components=3, **CPU).partial_fit(X[:120])
+    first = {k: v.clone() for k, v in ae.encoder_.state_dict().items()}
     encoder = ae.encoder_
     ae.partial_fit(X[120:])
-    assert ae.encoder_ is encoder and ae.n_iter_ == 2
+    assert ae.n_iter_ == 2
+    # Continued from the first call's encoder, not rebuilt: a fresh one ends elsewhere.
+    fresh = AutoEncoder(n_components=3, **CPU).partial_fit(X[120:])
+    assert not torch.equal(ae.encoder_.state_dict()["0.weight"], fresh.encoder_.state_dict()["0.weight"])
+    # Trained as a copy: the first call's encoder is intact (restored if a call fails).
+    assert all(torch.equal(v, encoder.state_dict()[k]) for k, v in first.items())
