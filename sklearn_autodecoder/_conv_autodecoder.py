@@ -178,8 +178,9 @@ class ConvAutoDecoder(ConvDecoderMixin, BaseAutoDecoder):
         with the decoder frozen after each epoch (a few steps from the
         previous epoch's values), and stop when the validation loss has not
         improved (see ``tol``) for ``n_iter_no_change`` epochs. The start
-        counts as epoch 0 (an epoch replaces it only if a paired t-test on
-        the held-out rows, at least 5, finds it better at the 5% level). The
+        counts as epoch 0 (the epoch with the lowest loss on half the
+        held-out rows replaces it only if a paired t-test on the other half,
+        at least 5 rows, finds it better at the 5% level). The
         kept decoder and training latents are restored, and the held-out
         samples' rows of ``embedding_`` are inferred against that decoder. A
         fit stopped this way does not warn. "auto" keeps it off for the
