@@ -190,6 +190,7 @@ class BaseAutoDecoder(
             state[index] = z
             return z
 
+        held_out.latents = state  # carried from epoch to epoch: a Checkpoint stores it
         return held_out
 
     def _finish_fit(self, module, data, train, valid, generator, prior):
