@@ -331,7 +331,8 @@ def _capture(net):
 
     def host(tensor, local=False):
         if local:  # every rank's own rows, merged (a collective: all ranks run it)
-            return distributed.merge_owned_rows(tensor).contiguous()
+            rows = tensor.reshape(len(tensor), -1)  # (a row-wise step count is 1-D)
+            return distributed.merge_owned_rows(rows).reshape(tensor.shape).contiguous()
         return tensor.detach().cpu().contiguous()
 
     tensors = {}
