@@ -88,7 +88,8 @@ class Checkpoint(Callback):
     rule or at ``max_iter``) returns the same model again; ``max_iter``
     alone may be raised to train a finished fit further. With
     ``random_state=None`` the resumed fit takes the seed of the fit that
-    wrote the checkpoint.
+    wrote the checkpoint. A refit with ``warm_start=True`` continues
+    another model: it needs a path of its own.
 
     Under ``torchrun`` rank 0 gathers the latents every rank trained and
     writes the file; every rank reads it back (``path`` must be visible to
@@ -106,7 +107,9 @@ class Checkpoint(Callback):
     -----
     Only ``fit`` takes a checkpoint (not ``partial_fit``). The state of
     other user callbacks (e.g. skorch's learning-rate schedulers) is not
-    stored.
+    stored. One path serves one fit: in a hyperparameter search, whose
+    candidates are clones of one estimator, the candidates would find each
+    other's checkpoints and refuse them.
 
     Examples
     --------
@@ -160,6 +163,10 @@ class Checkpoint(Callback):
             self._resume = None  # the loaded tensors are freed as soon as restored
             _restore(net, document, tensors)
             stopped = document["stopped"] or _stopped(net)
+            if net.verbose:
+                epoch = len(net.history)
+                print(f"Resuming from the checkpoint {os.fspath(self.path)!r} at epoch {epoch}/{self._total}"
+                      + (" (the fit had ended)." if stopped or epoch == self._total else "."))
             # skorch reads max_epochs after this hook: only the epochs left are run.
             net.max_epochs = 0 if stopped else self._total - len(net.history)
         self._first = len(net.history)
@@ -258,7 +265,19 @@ def _identity(estimator, data):
         "parameters": _describe(parameters),
         "data": _data_fingerprint(data),
         "world_size": distributed.world_size() if distributed.is_active() else 1,
+        "warm_start_from": _warm_start_fingerprint(estimator),
     }))
+
+
+def _warm_start_fingerprint(estimator):
+    """A hash of the fitted decoder a warm start continues from (None for a fresh fit)."""
+    if not (estimator.warm_start and hasattr(estimator, "decoder_")):
+        return None
+    digest = hashlib.blake2b(digest_size=16)
+    for key, value in estimator.decoder_.state_dict().items():
+        digest.update(key.encode())
+        digest.update(value.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
 
 
 def _differences(saved, current):
@@ -276,6 +295,11 @@ def _differences(saved, current):
             found.append(f"{what} ({old.get(key)} in the checkpoint, {new[key]} now)")
     if not found and old.get("sampled_rows_hash") != new["sampled_rows_hash"]:
         found.append("X's values (same shape and dtype, but sampled rows differ)")
+    if saved.get("warm_start_from") != current["warm_start_from"]:
+        found.append(
+            "the model the fit starts from (warm_start=True continues another fitted decoder, "
+            "or a fresh fit meets a warm start's checkpoint)"
+        )
     if saved.get("world_size") != current["world_size"]:
         found.append(
             f"the number of processes ({saved.get('world_size')} in the checkpoint, "

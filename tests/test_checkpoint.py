@@ -212,6 +212,15 @@ def test_another_estimator_class_is_refused(tmp_path):
         AutoDecoder(**dict(MLP, max_iter=2), callbacks=[Checkpoint(path)]).fit(X)
 
 
+def test_warm_start_refit_is_not_taken_for_its_first_fit(tmp_path):
+    # A second warm-started fit continues the fitted decoder: the first fit's (finished)
+    # checkpoint is not its own, and resuming it would silently train nothing.
+    X, path = _data("table"), tmp_path / "fit.ckpt"
+    model = AutoDecoder(**dict(MLP, max_iter=2, warm_start=True), callbacks=[Checkpoint(path)]).fit(X)
+    with pytest.raises(ValueError, match="the model the fit starts from"):
+        model.fit(X)
+
+
 def test_free_parameters_may_change(tmp_path):
     X, path = _data("table"), tmp_path / "fit.ckpt"
     params = dict(MLP, max_iter=6, early_stopping=False)
