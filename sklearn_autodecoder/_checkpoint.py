@@ -413,7 +413,7 @@ def _take_own_rows(saved, current, n_local):
     if n_local is None:
         return saved
     current = torch.zeros_like(saved) if current is None else current.detach().to(saved.device)
-    mine = torch.arange(len(saved)) % distributed.world_size() == distributed.rank()
+    mine = torch.arange(len(saved), device=saved.device) % distributed.world_size() == distributed.rank()
     return torch.where(mine.reshape(-1, *[1] * (saved.dim() - 1)), saved, current)
 
 
@@ -527,7 +527,7 @@ def _check_same_on_every_rank(path, resume):
     if not distributed.is_active():
         return
     epoch = -1.0 if resume is None else float(len(resume[0]["history"]))
-    (total,) = distributed.sum_tensors(torch.tensor(epoch, dtype=torch.float64))
+    (total,) = distributed.sum_tensors(torch.tensor(epoch, dtype=torch.float64, device="cpu"))
     if not math.isclose(float(total), epoch * distributed.world_size()):
         raise RuntimeError(
             f"The ranks do not all find the same checkpoint at {os.fspath(path)!r} (this rank: "
