@@ -22,13 +22,12 @@ from pathlib import Path
 
 import numpy as np
 import torch
-
 from _common import REPO, parser, setup, table
 
 sys.path[:0] = [str(REPO), str(REPO / "tests")]  # this checkout's package and test helpers
-from test_checkpoint import _fitted_state, kill_during_fit  # noqa: E402
+from test_checkpoint import _fitted_state, kill_during_fit
 
-from sklearn_autodecoder import AutoDecoder, Checkpoint, _checkpoint  # noqa: E402
+from sklearn_autodecoder import AutoDecoder, Checkpoint, _checkpoint
 
 
 def same(a, b):

@@ -19,8 +19,14 @@ import pytest
 import torch
 from skorch.callbacks import Callback
 
-from sklearn_autodecoder import AutoDecoder, AutoEncoder, Checkpoint, ConvAutoDecoder, ModelFileError
-from sklearn_autodecoder import _checkpoint
+from sklearn_autodecoder import (
+    AutoDecoder,
+    AutoEncoder,
+    Checkpoint,
+    ConvAutoDecoder,
+    ModelFileError,
+    _checkpoint,
+)
 from sklearn_autodecoder.presets import ConvDecoderSpec
 
 # Short fits stop at max_iter, unconverged: not what these tests are about.
