@@ -347,4 +347,5 @@ def test_torchrun_two_ranks_resume_bit_identical(tmp_path):
         assert len(results) == 2
         for name, same in results.items():
             assert same["embedding"] and same["decoder"] and same["loss_curve"], (rank, name)
+            assert same["valid_loss"], (rank, name)  # the held-out latents each rank tracks
             assert same["n_iter"][0] == same["n_iter"][1], (rank, name)
