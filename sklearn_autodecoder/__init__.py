@@ -2,6 +2,7 @@
 
 from ._autodecoder import AutoDecoder
 from ._autoencoder import AutoEncoder, ConvAutoEncoder
+from ._checkpoint import Checkpoint
 from ._conv_autodecoder import ConvAutoDecoder
 from ._imputer import AutoDecoderImputer
 from ._interpolation import interpolate, interpolate_latents
@@ -24,6 +25,7 @@ __all__ = [
     "AutoDecoderImputer",
     "AutoEncoder",
     "BernoulliLikelihood",
+    "Checkpoint",
     "ConvAutoDecoder",
     "ConvAutoEncoder",
     "GaussianLikelihood",

@@ -191,6 +191,7 @@ class BaseAutoDecoder(
             state[index] = z
             return z
 
+        held_out.latents = state  # carried from epoch to epoch: a Checkpoint stores it
         return held_out
 
     def _finish_fit(self, module, data, train, valid, generator, prior):
@@ -587,8 +588,9 @@ class AutoDecoder(MLPDecoderMixin, BaseAutoDecoder):
         Patience of the convergence test (see ``tol``), in epochs.
 
     callbacks : list of skorch callbacks, default=None
-        Extra skorch callbacks (e.g. ``LRScheduler``, ``Checkpoint``) run
-        during training after the built-in ones. A callback that monitors a
+        Extra skorch callbacks (e.g. ``LRScheduler``) run during training
+        after the built-in ones; :class:`~sklearn_autodecoder.Checkpoint`
+        makes an interrupted fit resumable. A callback that monitors a
         validation quantity (``monitor="valid_loss"``, as skorch's
         ``EarlyStopping`` does by default) gets the held-out samples of
         ``validation_fraction``.

@@ -197,8 +197,9 @@ class AutoEncoder(MLPDecoderMixin, BaseAutoEncoder):
         Patience of the convergence test (see ``tol``), in epochs.
 
     callbacks : list of skorch callbacks, default=None
-        Extra skorch callbacks (e.g. ``LRScheduler``, ``Checkpoint``) run
-        during training after the built-in ones. A callback that monitors a
+        Extra skorch callbacks (e.g. ``LRScheduler``) run during training
+        after the built-in ones; :class:`~sklearn_autodecoder.Checkpoint`
+        makes an interrupted fit resumable. A callback that monitors a
         validation quantity (``monitor="valid_loss"``, as skorch's
         ``EarlyStopping`` does by default) gets the held-out samples of
         ``validation_fraction``.
@@ -466,8 +467,9 @@ class ConvAutoEncoder(ConvDecoderMixin, BaseAutoEncoder):
         Patience of the convergence test (see ``tol``), in epochs.
 
     callbacks : list of skorch callbacks, default=None
-        Extra skorch callbacks (e.g. ``LRScheduler``, ``Checkpoint``) run
-        during training after the built-in ones. A callback that monitors a
+        Extra skorch callbacks (e.g. ``LRScheduler``) run during training
+        after the built-in ones; :class:`~sklearn_autodecoder.Checkpoint`
+        makes an interrupted fit resumable. A callback that monitors a
         validation quantity (``monitor="valid_loss"``, as skorch's
         ``EarlyStopping`` does by default) gets the held-out samples of
         ``validation_fraction``.

@@ -34,6 +34,7 @@ from sklearn.utils import check_array, check_random_state
 from sklearn.utils.metaestimators import available_if
 
 from ._architectures import check_module_widths
+from ._checkpoint import resume as resume_from_checkpoint
 from ._compat import Interval, StrOptions, _fit_context, check_is_fitted
 from ._doc_link import DOC_LINK_MODULE, DOC_LINK_TEMPLATE
 from ._data import RowData, check_rows, map_rows, output_dtype, slices, validate_rows
@@ -377,6 +378,8 @@ class BaseRepresentationEstimator(
         # Under torch.distributed every rank builds the same starts, split and
         # shuffles from rank 0's seed (random_state=None draws differ per process).
         seed = distributed.broadcast_seed(seed)
+        # A Checkpoint callback resumes an interrupted fit, with its seed (see _checkpoint).
+        seed = resume_from_checkpoint(self, data, seed, partial)
         generator = torch.Generator().manual_seed(seed)
         if warm and self.n_components_ != settings["n_components"]:
             raise ValueError(
