@@ -390,6 +390,12 @@ def _capture(net):
         callbacks[name]["has_best_state"] = best is not None
         for key, value in (best or {}).items():
             tensors[f"callback/{name}/{key}"] = host(value, key in local_keys)
+        # Tensor attributes (early stopping's held-out row losses) are the
+        # rank's own rows: every rank's are stored.
+        for key, value in vars(callback).items():
+            if torch.is_tensor(value):
+                for rank, rows in enumerate(_every_rank(value.detach().cpu())):
+                    tensors[f"callback/{name}/@{key}/{rank}"] = rows
     history = net.history.to_list()
     if distributed.is_active():
         # Batch entries (a rank's share of each batch) differ by rank: each keeps its own.
@@ -406,6 +412,15 @@ def _capture(net):
         "callbacks": callbacks,
     }
     return document, tensors
+
+
+def _every_rank(tensor):
+    """``tensor`` of every rank, in rank order (``[tensor]`` without torch.distributed)."""
+    if not distributed.is_active():
+        return [tensor]
+    gathered = [None] * distributed.world_size()
+    torch.distributed.all_gather_object(gathered, tensor)
+    return gathered
 
 
 def _take_own_rows(saved, current, n_local):
@@ -460,10 +475,17 @@ def _restore(net, document, tensors):
         has_best = saved.pop("has_best_state")
         for key, value in saved.items():
             setattr(callback, key, value)
+        prefix, rank = f"callback/{name}/@", distributed.rank() if distributed.is_active() else 0
+        for key, value in tensors.items():
+            if key.startswith(prefix) and key.endswith(f"/{rank}"):
+                setattr(callback, key[len(prefix):].rsplit("/", 1)[0], value)
         if not has_best:
             setattr(callback, BEST_STATE, None)
             continue
         best = getattr(callback, BEST_STATE)
+        if best is None:  # allocated at the first candidate: shaped like the module's state
+            best = {key: value.detach().clone() for key, value in net.module_.state_dict().items()}
+            setattr(callback, BEST_STATE, best)
         with torch.no_grad():
             for key, value in best.items():
                 saved_value = tensors[f"callback/{name}/{key}"]

@@ -576,7 +576,14 @@ class HeldOutEarlyStopping(Callback):
         self.misses_ = 0
         self._lowest = math.inf
         self._start = None  # (loss, row losses, state) of the start
-        self._best = None  # (selection loss, row losses, epoch, valid loss, state) of the candidate
+        # The candidate: its loss on the selection half, epoch, validation
+        # loss, held-out row losses and state (the scalars and tensors a
+        # Checkpoint stores).
+        self._candidate_loss = math.inf
+        self._candidate_epoch = None
+        self._candidate_valid_loss = None
+        self._best_rows = None
+        self._best_state = None
         self._rows = []
         return self
 
@@ -608,10 +615,12 @@ class HeldOutEarlyStopping(Callback):
         self._lowest = min(self._lowest, loss)
         if self._rows:
             rows = torch.cat(self._rows)
-            chosen = _select_half(rows).mean().item()
-            if self._best is None or chosen < self._best[0]:
-                state = _snapshot(net, into=None if self._best is None else self._best[4])
-                self._best = (chosen, rows, len(net.history), loss, state)
+            # Over every rank's held-out rows: the ranks choose alike.
+            chosen = distributed.global_mean(_select_half(rows).sum(), len(_select_half(rows)))
+            if chosen < self._candidate_loss:
+                self._best_state = _snapshot(net, into=self._best_state)
+                self._candidate_loss, self._candidate_epoch = chosen, len(net.history)
+                self._candidate_valid_loss, self._best_rows = loss, rows
         if self.misses_ >= self.patience:
             self.stopped_ = True
             raise StopTraining
@@ -632,13 +641,13 @@ class HeldOutEarlyStopping(Callback):
         if self._start is not None:
             self._keep(net)
         # Not kept in the fitted estimator's callbacks.
-        self._start, self._best, self._rows = None, None, []
+        self._start, self._best_state, self._best_rows, self._rows = None, None, None, []
 
     def _keep(self, net):
         """Load the kept state: the lowest epoch if it beats the start, else the start."""
-        best = self._best
-        if best is not None and self._beats_start(best[1]):
-            self.best_loss_, self.best_epoch_, state = best[3], best[2], best[4]
+        if self._best_state is not None and self._beats_start(self._best_rows):
+            self.best_loss_, self.best_epoch_ = self._candidate_valid_loss, self._candidate_epoch
+            state = self._best_state
         else:
             state = self._start[2]
         if self.best_epoch_ != len(net.history):
