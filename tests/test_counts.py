@@ -118,7 +118,7 @@ def test_poisson_linear_decoder_reaches_the_poisson_pca_optimum():
     # from the auto-decoder's solution and from three random starts.
     X, _ = make_count_data(80, n_features=15, n_groups=3, n_components=2, library_size=200, dispersion=None,
                            random_state=0)
-    model = AutoDecoder(n_components=2, hidden_layer_sizes=(), loss="poisson", max_iter=1500, tol=0.0,
+    model = AutoDecoder(n_components=2, hidden_layer_sizes=(), loss="poisson", max_iter=1500, tol=0.0, early_stopping=False,
                         weight_decay=0.0, learning_rate=3e-2, latent_learning_rate=3e-2, batch_size=80,
                         **CPU).fit(X)
     X_t = torch.as_tensor(X, dtype=torch.float64)
