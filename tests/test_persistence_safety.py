@@ -560,25 +560,29 @@ def _nodes(node, path=()):
 
 def _mutate_json(document, rng):
     document = copy.deepcopy(document)
-    container, key = rng.choice(list(_nodes(document)))
-    action = rng.randrange(4)
-    value = container[key]
-    if action == 0 and type(container) is dict:
-        del container[key]
-    elif action == 1 and type(value) in (int, float) and not isinstance(value, bool):
-        container[key] = rng.choice([-value, value * 10**12, -1, 0, math.nan, value + 0.5])
-    elif action == 2 and type(value) is list and value:
-        container[key] = rng.choice([value[:-1], value * 3, [value], []])
-    else:
-        container[key] = copy.deepcopy(rng.choice(ODD_VALUES))
+    for _ in range(rng.choice([1, 1, 2, 3])):
+        container, key = rng.choice(list(_nodes(document)))
+        action = rng.randrange(4)
+        value = container[key]
+        if action == 0 and type(container) is dict:
+            del container[key]
+        elif action == 1 and type(value) in (int, float) and not isinstance(value, bool):
+            container[key] = rng.choice([-value, value * 10**12, -1, 0, math.nan, value + 0.5, 2**63])
+        elif action == 2 and type(value) is list and value:
+            container[key] = rng.choice([value[:-1], value * 3, [value], []])
+        else:
+            container[key] = copy.deepcopy(rng.choice(ODD_VALUES))
     return json.dumps(document).encode()  # NaN and Infinity as Python's json writes them
 
 
 def _fuzz_cases(data, rng, n):
     members = members_of(data)
     document = json.loads(members[MODEL_MEMBER])
+    tensors = members[TENSORS_MEMBER]
+    (n_header,) = struct.unpack("<Q", tensors[:8])
+    header = json.loads(tensors[8 : 8 + n_header])
     for trial in range(n):
-        kind = trial % 3
+        kind = trial % 4
         if kind == 0:
             yield "truncation", data[: rng.randrange(len(data))], True
         elif kind == 1:
@@ -586,17 +590,22 @@ def _fuzz_cases(data, rng, n):
             for _ in range(rng.choice([1, 1, 2, 8])):
                 flipped[rng.randrange(len(flipped))] ^= 1 << rng.randrange(8)
             yield "byte flip", bytes(flipped), True
-        else:
-            mutated = {MODEL_MEMBER: _mutate_json(document, rng), TENSORS_MEMBER: members[TENSORS_MEMBER]}
+        elif kind == 2:
+            mutated = {MODEL_MEMBER: _mutate_json(document, rng), TENSORS_MEMBER: tensors}
             # A changed parameter is another valid model: it only has to load or be refused.
-            yield "JSON mutation", rezip(mutated), False
+            yield "model.json mutation", rezip(mutated), False
+        else:
+            text = _mutate_json(header, rng)
+            mutated = struct.pack("<Q", len(text)) + text + tensors[8 + n_header :]
+            yield "tensor header mutation", rezip({MODEL_MEMBER: members[MODEL_MEMBER],
+                                                   TENSORS_MEMBER: mutated}), False
 
 
 def test_fuzzed_files_load_identically_or_raise_model_file_error(model):
     data = model_bytes(model)
     rng = random.Random(23)
     outcomes = {"refused": 0, "loaded": 0}
-    for kind, case, must_equal in _fuzz_cases(data, rng, 450):
+    for kind, case, must_equal in _fuzz_cases(data, rng, 600):
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             try:
