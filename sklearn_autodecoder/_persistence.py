@@ -439,7 +439,9 @@ def _empty_module(estimator, name):
             f"{type(estimator).__name__} cannot rebuild its torch module {name} "
             "(it has no _build_fitted_module)."
         )
-    with torch.device("meta"):
+    with torch.device("meta"), warnings.catch_warnings():
+        # The weights come from the file: how the empty module initialises is moot.
+        warnings.filterwarnings("ignore", "Initializing zero-element tensors", UserWarning)
         return build(name)
 
 
