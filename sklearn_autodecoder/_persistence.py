@@ -81,8 +81,8 @@ _UNICODE_DTYPE = re.compile(r"[<>=|]?U[0-9]{1,9}")
 # into Python objects takes up to ~25 times its text, hence the small factor.
 MAX_EXPANSION = 100
 SIZE_ALLOWANCE = 256 * 1024
-# Deflate cannot expand a byte to more than 1032 (RFC 1951's longest match
-# per 2-bit code, less the block overheads): a member declaring more lies.
+# Deflate expands at most about 1032 times (a 258-byte match coded in two
+# bits, at best): a deflated member declaring more lies.
 _DEFLATE_RATIO = 1032
 _CHUNK = 64 * 1024  # members are inflated this many bytes at a time
 _MAX_DIMS = 64  # numpy's limit on dimensions
