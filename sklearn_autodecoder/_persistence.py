@@ -21,12 +21,14 @@ be stored this way is refused by :func:`save`, naming it.
 """
 
 import dataclasses
+import io
 import itertools
 import json
 import math
 import os
 import platform
 import re
+import stat
 import struct
 import sys
 import warnings
@@ -71,6 +73,20 @@ _NUMPY_DTYPES = frozenset(
      "float16", "float32", "float64"]
 )
 _UNICODE_DTYPE = re.compile(r"[<>=|]?U[0-9]{1,9}")
+# What load allocates is bounded by the file's own size: its members may
+# declare, inflated and all together, at most MAX_EXPANSION times the file's
+# size plus SIZE_ALLOWANCE bytes (a string array's bytes count against the
+# same bound). Model files are far below it: their tensors are stored
+# uncompressed, and model.json deflates about 5 to 80 times. JSON parsed
+# into Python objects takes up to ~25 times its text, hence the small factor.
+MAX_EXPANSION = 100
+SIZE_ALLOWANCE = 256 * 1024
+# Deflate expands at most about 1032 times (a 258-byte match coded in two
+# bits, at best): a deflated member declaring more lies.
+_DEFLATE_RATIO = 1032
+_CHUNK = 64 * 1024  # members are inflated this many bytes at a time
+_MAX_DIMS = 64  # numpy's limit on dimensions
+_MAX_DIM = 2**63 - 1
 
 
 class ModelFileError(ValueError):
@@ -96,7 +112,10 @@ class SaveMixin:
             Where to write. A path is written through a temporary file of a
             unique name in the same directory, then renamed over ``path``:
             an interrupted save never leaves a truncated model behind, and
-            concurrent saves to one path each leave a complete file.
+            concurrent saves to one path each leave a complete file. The
+            file gets the permissions ``open`` would give it (those of the
+            file it replaces, else the umask's); a symlink at ``path`` is
+            replaced, not written through.
 
         Raises
         ------
@@ -104,6 +123,8 @@ class SaveMixin:
             If a parameter or attribute cannot be stored safely, naming it:
             callbacks (not part of a fitted model: set ``callbacks=None``
             first), a custom callable, or an object of an unknown class.
+        TypeError
+            If ``path`` is neither a path nor a binary file object.
 
         Examples
         --------
@@ -418,7 +439,9 @@ def _empty_module(estimator, name):
             f"{type(estimator).__name__} cannot rebuild its torch module {name} "
             "(it has no _build_fitted_module)."
         )
-    with torch.device("meta"):
+    with torch.device("meta"), warnings.catch_warnings():
+        # The weights come from the file: how the empty module initialises is moot.
+        warnings.filterwarnings("ignore", "Initializing zero-element tensors", UserWarning)
         return build(name)
 
 
@@ -461,6 +484,13 @@ def _write_tensors(file, tensors):
 def save(estimator, path):
     """Save ``estimator`` to ``path``; see :meth:`SaveMixin.save`."""
     _check_byte_order()
+    if not isinstance(path, (str, bytes, os.PathLike)) and (
+        isinstance(path, io.TextIOBase) or not callable(getattr(path, "write", None))
+    ):  # before the work of encoding
+        raise TypeError(
+            f"path must be a str, os.PathLike or binary file object (opened with 'wb'), "
+            f"got {type(path).__name__}."
+        )
     encoder = _Encoder()
     document = {
         "format": FORMAT,
@@ -476,10 +506,10 @@ def save(estimator, path):
             with archive.open(TENSORS_MEMBER, "w", force_zip64=True) as member:
                 _write_tensors(member, encoder.tensors)
 
-    if not isinstance(path, (str, os.PathLike)):
+    if isinstance(path, (str, bytes, os.PathLike)):
+        write_atomically(path, write)
+    else:
         write(path)
-        return
-    write_atomically(path, write)
 
 
 # ---- load ------------------------------------------------------------------------
@@ -492,6 +522,12 @@ def _expect(condition, message):
 
 def _is_int(value, minimum=0):
     return type(value) is int and value >= minimum
+
+
+def _is_shape(shape):
+    """A list of at most _MAX_DIMS sizes, each an int that numpy and torch can index with."""
+    return (type(shape) is list and len(shape) <= _MAX_DIMS
+            and all(_is_int(s) and s <= _MAX_DIM for s in shape))
 
 
 def _read_tensors(buffer):
@@ -513,7 +549,7 @@ def _read_tensors(buffer):
         dtype = _DTYPES.get(info["dtype"]) if type(info["dtype"]) is str else None
         shape, offsets = info["shape"], info["data_offsets"]
         _expect(dtype is not None, f"Tensor {key!r}: unknown dtype {info['dtype']!r}.")
-        _expect(type(shape) is list and all(_is_int(s) for s in shape), f"Tensor {key!r}: bad shape.")
+        _expect(_is_shape(shape), f"Tensor {key!r}: bad shape.")
         _expect(type(offsets) is list and len(offsets) == 2 and all(_is_int(o) for o in offsets)
                 and offsets[0] <= offsets[1] <= size, f"Tensor {key!r}: bad data offsets.")
         count = math.prod(shape)
@@ -521,7 +557,10 @@ def _read_tensors(buffer):
                 f"Tensor {key!r}: {offsets[1] - offsets[0]} bytes for shape {shape} of {dtype}.")
         spans.append(offsets)
         if count == 0:
-            tensors[key] = torch.empty(shape, dtype=dtype)
+            try:
+                tensors[key] = torch.empty(shape, dtype=dtype)
+            except RuntimeError as exc:  # a size torch cannot stride, e.g. [0, 2**62, 4]
+                raise ModelFileError(f"Tensor {key!r}: bad shape {shape} ({exc}).") from None
             continue
         # Bytes are read as uint8 and cast, so that no bit pattern is an
         # invalid value (a bool byte other than 0 or 1); clone() aligns them.
@@ -533,29 +572,103 @@ def _read_tensors(buffer):
     return tensors
 
 
+def _open(path):
+    """``(file, size, close)``: the model file open for reading, its size in bytes."""
+    if isinstance(path, (str, bytes, os.PathLike)):
+        if not stat.S_ISREG(os.stat(path).st_mode):  # a FIFO would block, a device never end
+            raise ModelFileError(f"{os.fsdecode(path)!r} is not a regular file.")
+        file = open(path, "rb")
+        return file, os.fstat(file.fileno()).st_size, True
+    if isinstance(path, io.TextIOBase) or not all(
+        callable(getattr(path, name, None)) for name in ("read", "seek", "tell")
+    ):
+        raise TypeError(
+            "path must be a str, os.PathLike or binary file object (opened with 'rb'), "
+            f"got {type(path).__name__}."
+        )
+    seekable = getattr(path, "seekable", None)
+    if callable(seekable) and not seekable():
+        raise io.UnsupportedOperation(
+            "load needs a file object it can seek in (a zip archive is read from its end); "
+            "read this one into an io.BytesIO first."
+        )
+    path.seek(0, io.SEEK_END)
+    return path, path.tell(), False
+
+
+def _check_sizes(infos, size):
+    """Refuse members whose declared sizes are out of proportion to the file's ``size``.
+
+    Returns the bound of what load may allocate for the model's content.
+    """
+    limit = SIZE_ALLOWANCE + MAX_EXPANSION * size
+    for info in infos:
+        name = info.filename
+        _expect(info.compress_type in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED),
+                f"{name} uses compression method {info.compress_type}; model files use only "
+                "stored or deflated members.")
+        _expect(info.compress_size <= size,
+                f"{name} declares {info.compress_size:,} compressed bytes in a file of {size:,}.")
+        _expect(info.file_size <= (info.compress_size if info.compress_type == zipfile.ZIP_STORED
+                                   else _DEFLATE_RATIO * info.compress_size + 64),
+                f"{name} declares {info.file_size:,} bytes from {info.compress_size:,} compressed "
+                "ones, more than the compression can produce (a zip bomb, or a damaged file).")
+    declared = sum(info.file_size for info in infos)
+    _expect(declared <= limit,
+            f"The file's members declare {declared:,} bytes once inflated, more than "
+            f"{MAX_EXPANSION} times the file's {size:,} bytes (plus {SIZE_ALLOWANCE:,}), which "
+            "load refuses so that a small file cannot take much memory (a zip bomb). A file "
+            "written by save() is far below this bound.")
+    return limit
+
+
+def _read_member(archive, info):
+    """The bytes of a member, inflated a chunk at a time and never beyond its declared size."""
+    buffer, filled = bytearray(info.file_size), 0
+    with archive.open(info) as member:
+        while chunk := member.read(_CHUNK):
+            _expect(filled + len(chunk) <= len(buffer),
+                    f"{info.filename} holds more bytes than it declares.")
+            buffer[filled : filled + len(chunk)] = chunk
+            filled += len(chunk)
+    _expect(filled == len(buffer), f"{info.filename} is truncated.")
+    return buffer
+
+
 def _read_archive(path):
-    """The model document and the tensors of a model file."""
+    """The model document, the tensors of a model file, and the bound on its allocations."""
+    file, size, close = _open(path)
     try:
-        with zipfile.ZipFile(path) as archive:
-            names = sorted(archive.namelist())
+        with zipfile.ZipFile(file) as archive:
+            infos = archive.infolist()
+            names = sorted(info.filename for info in infos)
             _expect(names == sorted([MODEL_MEMBER, TENSORS_MEMBER]),
                     f"Not a model file: it holds {names}, not {[MODEL_MEMBER, TENSORS_MEMBER]}.")
+            limit = _check_sizes(infos, size)
+            members = {info.filename: info for info in infos}
             try:
-                document = json.loads(archive.read(MODEL_MEMBER))
+                document = json.loads(_read_member(archive, members[MODEL_MEMBER]))
             except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+                if isinstance(exc, ModelFileError):
+                    raise
                 raise ModelFileError(f"{MODEL_MEMBER} is not valid JSON ({exc}).") from None
             _check_document(document)
-            tensors = _read_tensors(bytearray(archive.read(TENSORS_MEMBER)))
+            tensors = _read_tensors(_read_member(archive, members[TENSORS_MEMBER]))
     except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError, RuntimeError) as exc:
         raise ModelFileError(f"Not a model file, or a damaged one: {exc}") from None
-    return document, tensors
+    finally:
+        if close:
+            file.close()
+    return document, tensors, limit
 
 
 def _check_document(document):
     _expect(type(document) is dict and document.get("format") == FORMAT,
             f"Not a sklearn_autodecoder model file (no format {FORMAT!r}).")
     version = document.get("format_version")
-    _expect(_is_int(version, 1) and version <= FORMAT_VERSION,
+    _expect(_is_int(version, 1), f"The model file has a malformed format version {version!r}: "
+            "a positive integer is expected (a damaged or tampered file).")
+    _expect(version <= FORMAT_VERSION,
             f"Unknown model file format version {version!r}: this sklearn_autodecoder reads "
             f"versions 1 to {FORMAT_VERSION}. A newer version of the package wrote it: upgrade.")
     saved, current = document.get("versions"), _versions()
@@ -579,8 +692,9 @@ def _is_module(node):
 class _Decoder:
     """Rebuilds values from JSON nodes and the loaded tensors."""
 
-    def __init__(self, tensors):
+    def __init__(self, tensors, limit):
         self.tensors = tensors
+        self.limit = limit  # the most bytes an array built from JSON may take
         self.used = set()
         self.warned = set()
 
@@ -648,11 +762,17 @@ class _Decoder:
     def value(self, node, path):
         if node is None or type(node) in (bool, int, float, str):
             return node
+        # Lists and plain dicts are decoded in place: the JSON tree is load's
+        # own, and a copy would double what a file of many small containers takes.
         if type(node) is list:
-            return [self.value(v, f"{path}[{i}]") for i, v in enumerate(node)]
+            for i, v in enumerate(node):
+                node[i] = self.value(v, f"{path}[{i}]")
+            return node
         _expect(type(node) is dict, f"{path}: unexpected JSON value.")
         if TYPE_KEY not in node:
-            return {k: self.value(v, f"{path}[{k!r}]") for k, v in node.items()}
+            for k, v in node.items():
+                node[k] = self.value(v, f"{path}[{k!r}]")
+            return node
         kind = node[TYPE_KEY]
         decode = self._DECODERS.get(kind) if type(kind) is str else None
         _expect(decode is not None, f"{path}: unknown value type {kind!r}.")
@@ -690,9 +810,11 @@ class _Decoder:
     def _string_array(self, node, path):
         dtype, shape, items = node.get("dtype"), node.get("shape"), node.get("items")
         _expect(type(dtype) is str and (dtype == "object" or _UNICODE_DTYPE.fullmatch(dtype))
-                and type(shape) is list and all(_is_int(s) for s in shape)
-                and type(items) is list and all(type(s) is str for s in items)
+                and _is_shape(shape) and type(items) is list and all(type(s) is str for s in items)
                 and len(items) == math.prod(shape), f"{path}: bad string array.")
+        size = len(items) * np.dtype(dtype).itemsize
+        _expect(size <= self.limit, f"{path}: a string array of {size:,} bytes ({dtype}) is out of "
+                f"proportion to the file (at most {self.limit:,}).")
         array = np.empty(len(items), dtype=dtype)
         array[:] = items
         return array.reshape(shape)
@@ -806,7 +928,7 @@ def load(path):
     Parameters
     ----------
     path : str, os.PathLike or binary file object
-        A file written by ``save``.
+        A file written by ``save``. A file object must be seekable.
 
     Returns
     -------
@@ -819,8 +941,14 @@ def load(path):
     ------
     ModelFileError
         A subclass of ValueError, if the file is not a model file, is
-        truncated or damaged, was tampered with, or has a format version
-        this package does not know.
+        truncated or damaged, was tampered with, has a format version this
+        package does not know, or declares sizes out of proportion to its
+        own (more than ``MAX_EXPANSION`` = 100 times its size plus 256 KiB
+        once inflated: a zip bomb), before allocating them.
+    TypeError
+        If ``path`` is neither a path nor a binary file object.
+    io.UnsupportedOperation
+        If ``path`` is a file object that cannot seek (a pipe, a socket).
 
     Warns
     -----
@@ -833,8 +961,8 @@ def load(path):
     sklearn_autodecoder.AutoDecoder.save : Write the file.
     """
     _check_byte_order()
-    document, tensors = _read_archive(path)
-    decoder = _Decoder(tensors)
+    document, tensors, limit = _read_archive(path)
+    decoder = _Decoder(tensors, limit)
     try:
         estimator = decoder.estimator(document["estimator"], "")
     except ModelFileError:
