@@ -5,6 +5,7 @@ is run by ``benchmarks/gpu_check.py``.
 """
 
 import ast
+import os
 import pickle
 import subprocess
 import sys
@@ -283,7 +284,8 @@ def test_gpu_check_without_a_gpu_says_so_and_exits_0():
 
 def test_bench_throughput_quick_runs_on_the_cpu():
     result = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "bench_throughput.py"), "--quick",
-                             "--device", "cpu", "--threads", "1"], capture_output=True, text=True, timeout=120)
+                             "--device", "cpu", "--threads", "1"], capture_output=True, text=True, timeout=120,
+                            env=dict(os.environ, PYTHONPATH=str(ROOT)))  # this checkout's package, installed or not
     assert result.returncode == 0, result.stderr[-2000:]
     assert "transform decoder rows/s" in result.stdout
 
