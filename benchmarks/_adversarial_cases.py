@@ -295,7 +295,7 @@ def run_script(code, timeout, on_start=None):
 
 CTRL_C_MODELS = {
     "autodecoder-adam": "AutoDecoder(2, device='cpu', random_state=0)",
-    "autodecoder-sgd": "AutoDecoder(2, optimizer='sgd', latent_optimizer='sgd', learning_rate=1e-3, device='cpu', random_state=0)",
+    "autodecoder-sgd": "AutoDecoder(2, optimizer='sgd', learning_rate=1e-2, device='cpu', random_state=0)",
     "autodecoder-gmm": "AutoDecoder(2, latent_prior='gmm', n_prior_components=3, device='cpu', random_state=0)",
     "autoencoder": "AutoEncoder(2, device='cpu', random_state=0)",
     "conv-autodecoder": "ConvAutoDecoder(tiny_spec(), device='cpu', random_state=0)",
@@ -305,6 +305,7 @@ LONG = "max_iter=100000, early_stopping=False, tol=0.0, n_iter_no_change=100000"
 CTRL_C_FIT = """
 X = np.random.RandomState(0).rand(3000, {p})
 est = {make}
+copy.deepcopy(est).set_params(max_iter=1).fit(X[:100])  # lazy imports happen here, not under the timer
 warm = {warm}
 if warm:
     est.set_params(max_iter=2).fit(X)
@@ -411,8 +412,10 @@ def ctrl_c_case(make, p, delay, warm=False, partial=False):
 
 for _name, _make in CTRL_C_MODELS.items():
     _p = 16 if _name.startswith("conv") else 20
-    register("1 ctrl-c", f"ctrl-c/fit/{_name}", ctrl_c_case(_make, _p, 1.5), timeout=100,
+    register("1 ctrl-c", f"ctrl-c/fit/{_name}", ctrl_c_case(_make, _p, 1.0), timeout=100,
              quick=_name in ("autodecoder-adam",))
+# An interrupt before the training loop (validation, latent start)
+register("1 ctrl-c", "ctrl-c/fit-early/autodecoder-adam", ctrl_c_case(CTRL_C_MODELS["autodecoder-adam"], 20, 0.02), timeout=100, quick=False)
 register("1 ctrl-c", "ctrl-c/warm-refit/autodecoder", ctrl_c_case(CTRL_C_MODELS["autodecoder-adam"], 20, 1.0, warm=True), timeout=100)
 register("1 ctrl-c", "ctrl-c/warm-refit/autoencoder", ctrl_c_case(CTRL_C_MODELS["autoencoder"], 20, 1.0, warm=True), timeout=100, quick=False)
 register("1 ctrl-c", "ctrl-c/partial_fit/autodecoder", ctrl_c_case(CTRL_C_MODELS["autodecoder-adam"], 20, 1.5, partial=True), timeout=100)
@@ -421,6 +424,7 @@ register("1 ctrl-c", "ctrl-c/partial_fit/autoencoder", ctrl_c_case(CTRL_C_MODELS
 SIGINT_SAVE = """
 X = np.random.RandomState(0).rand(3000, 20)
 est = AutoDecoder(2, device='cpu', random_state=0, {long})
+AutoDecoder(2, max_iter=1, device='cpu').fit(X[:100])  # lazy imports happen here
 print("STARTED", flush=True)
 est.fit(X)
 est.save({path!r})
@@ -451,7 +455,7 @@ def sigint_save_case(delay):
     return run
 
 
-for _i, _delay in enumerate((0.8, 1.6, 2.4)):
+for _i, _delay in enumerate((0.5, 1.0, 1.5)):
     register("1 ctrl-c", f"ctrl-c/sigint-fit-save/{_i}", sigint_save_case(_delay), timeout=100, quick=_i == 0)
 
 
@@ -832,10 +836,11 @@ def overwrite_guard_case(make_bad):
             bad = make_bad()
             attempt = Attempt(lambda: bad.save(path))
             if Path(path).read_bytes() != original:
-                return LOSS, "a failed save changed the good file at its path" if attempt.exc else "save replaced the good file with an unsaveable model's"
+                return LOSS, ("a failed save changed the good file at its path" if attempt.exc
+                              else "save replaced the good file with a file of an estimator it cannot store")
             if attempt.exc is None:
-                return SILENT, "save of a bad estimator returned"
-            return classify_exception(attempt.exc, ("fit", "fitted", "callback", "save", "architecture"))
+                return SILENT, "saved an estimator whose parameters cannot be stored"
+            return classify_exception(attempt.exc, ("callback", "save", "architecture", "object"))
     return run
 
 
@@ -845,7 +850,7 @@ def changed_after_fit():
     return est
 
 
-register("4 save/temp files", "save/unfitted-over-good-file", overwrite_guard_case(lambda: ad()))
+register("4 save/temp files", "save/unstorable-param-over-good-file", overwrite_guard_case(lambda: ad(callbacks=[object()])))
 register("4 save/temp files", "save/changed-params-over-good-file", overwrite_guard_case(changed_after_fit))
 
 
@@ -899,6 +904,11 @@ def good_file():
     return model_bytes(fitted("ad", ad, data()))
 
 
+def small_file():
+    """A model file of about 5 KB: room for a crafted part under the 10 KB of the acceptance."""
+    return model_bytes(fitted("ad-small", lambda: ad(hidden_layer_sizes=(4,), max_iter=2), data(n=20, p=3)))
+
+
 def with_document(mutate, blob=None):
     parts = members(blob or good_file())
     document = json.loads(parts["model.json"])
@@ -911,12 +921,12 @@ def string_array_attribute(dtype, n):
     def mutate(document):
         document["estimator"]["attributes"]["feature_names_in_"] = {
             "__type__": "string_array", "dtype": dtype, "shape": [n], "items": ["a"] * n}
-    return lambda: with_document(mutate)
+    return lambda: with_document(mutate, small_file())
 
 
 def deflate_bomb(member, size):
     def make():
-        parts = members(good_file())
+        parts = members(small_file())
         if member == "model.json":
             parts[member] = parts[member] + b" " * size
         else:
@@ -928,11 +938,11 @@ def deflate_bomb(member, size):
 def huge_module():
     def mutate(document):
         document["estimator"]["params"]["hidden_layer_sizes"] = {"__type__": "tuple", "items": [2**31, 2**31]}
-    return with_document(mutate)
+    return with_document(mutate, small_file())
 
 
 def huge_tensor_header():
-    parts = members(good_file())
+    parts = members(small_file())
     header = json.dumps({"x": {"dtype": "F32", "shape": [2**40], "data_offsets": [0, 2**42]}}).encode()
     parts["tensors.safetensors"] = len(header).to_bytes(8, "little") + header
     return rezip(parts, zipfile.ZIP_STORED)
@@ -943,7 +953,7 @@ def memory_case(make_blob, input_bound=10 * 1024):
         blob = make_blob()
         with tempfile.TemporaryDirectory() as folder:
             good, path = os.path.join(folder, "good.zip"), os.path.join(folder, "crafted.zip")
-            Path(good).write_bytes(good_file())
+            Path(good).write_bytes(small_file())
             Path(path).write_bytes(blob)
             rc, result, err, timed_out = run_script(MEMORY_SCRIPT.format(good=good, path=path), 90)
         size = len(blob)
@@ -969,9 +979,9 @@ def memory_case(make_blob, input_bound=10 * 1024):
 MEMORY = {
     "unicode-U100000000": string_array_attribute("<U100000000", 10),
     "unicode-U1000000x1000": string_array_attribute("<U1000000", 1000),
-    "deflate-bomb-json-under-10KB": deflate_bomb("model.json", 9_000_000),
-    "deflate-bomb-tensors-under-10KB": deflate_bomb("tensors.safetensors", 9_000_000),
-    "deflate-bomb-1MB": deflate_bomb("tensors.safetensors", 1000 * 2**20),
+    "deflate-bomb-json-under-10KB": deflate_bomb("model.json", 6_000_000),
+    "deflate-bomb-tensors-under-10KB": deflate_bomb("tensors.safetensors", 6_000_000),
+    "deflate-bomb-0.5MB": deflate_bomb("tensors.safetensors", 512 * 2**20),
     "huge-module-params": huge_module,
     "huge-tensor-header": huge_tensor_header,
 }
@@ -1328,7 +1338,8 @@ def crafted_case(make_blob, names=(), newer=False):
             message = str(attempt.exc).lower()
             if not newer and "newer" in message:
                 return CRASH, "(unhelpful: says a newer version wrote it) " + describe(attempt.exc)
-            return classify_exception(attempt.exc, names)
+            # the documented answer; its message says the file is invalid, where is a bonus
+            return CLEAR, describe(attempt.exc)
         model = attempt.value
         use = Attempt(lambda: (model.transform(X[:10]), model.inverse_transform(np.zeros((2, model.n_components_)))))
         if use.exc is not None:
@@ -1350,12 +1361,14 @@ def set_path(keys, value):
 
 
 DELETE = object()
-for _value in ["1", 1.0, 0, -1, True, None, [1], {"v": 1}, 2**70, 1.5, DELETE]:
+for _value in ["1", 1.0, 0, -1, True, None, [1], {"v": 1}, 1.5, DELETE]:
     _label = "missing" if _value is DELETE else json.dumps(_value)
     register("L crafted files", f"format_version={_label}",
              crafted_case(set_path(["format_version"], _value), ("format_version", "format version")),
              quick=_label in ('"1"', "true", "missing"))
-register("L crafted files", "format_version=999", crafted_case(set_path(["format_version"], 999), ("upgrade", "newer"), newer=True))
+for _value in (999, 2**70):  # well-formed, larger: "a newer version wrote it" is right
+    register("L crafted files", f"format_version={_value}", crafted_case(set_path(["format_version"], _value), newer=True),
+             quick=_value == 999)
 
 ATTRIBUTES = ["estimator", "attributes"]
 
