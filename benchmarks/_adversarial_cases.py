@@ -257,6 +257,14 @@ def report(**result):
 """
 
 
+def _unlimited():
+    """Lift the worker's address-space limit in a script (the memory cases set their own)."""
+    import resource
+
+    hard = resource.getrlimit(resource.RLIMIT_AS)[1]
+    resource.setrlimit(resource.RLIMIT_AS, (hard, hard))
+
+
 def run_script(code, timeout, on_start=None):
     """Run ``code`` in a fresh interpreter; (returncode, the RESULT dict or None, stderr tail, timed out).
 
@@ -264,8 +272,8 @@ def run_script(code, timeout, on_start=None):
     """
     process = subprocess.Popen(
         [sys.executable, "-c", SCRIPT_HEADER + code], cwd=REPO, env=python_env(),
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
-    )
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=_unlimited,
+    )  # in the worker's process group: a worker killed for a hang takes its scripts along
     lines, result = [], None
 
     def read():
@@ -280,7 +288,7 @@ def run_script(code, timeout, on_start=None):
         process.wait(timeout)
         timed_out = False
     except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
+        process.kill()
         process.wait()
         timed_out = True
     reader.join(5)
@@ -295,7 +303,7 @@ def run_script(code, timeout, on_start=None):
 
 CTRL_C_MODELS = {
     "autodecoder-adam": "AutoDecoder(2, device='cpu', random_state=0)",
-    "autodecoder-sgd": "AutoDecoder(2, optimizer='sgd', learning_rate=1e-2, device='cpu', random_state=0)",
+    "autodecoder-latent-sgd": "AutoDecoder(2, latent_optimizer='sgd', device='cpu', random_state=0)",
     "autodecoder-gmm": "AutoDecoder(2, latent_prior='gmm', n_prior_components=3, device='cpu', random_state=0)",
     "autoencoder": "AutoEncoder(2, device='cpu', random_state=0)",
     "conv-autodecoder": "ConvAutoDecoder(tiny_spec(), device='cpu', random_state=0)",
@@ -379,9 +387,9 @@ def ctrl_c_case(make, p, delay, warm=False, partial=False):
     def run():
         template = CTRL_C_PARTIAL if partial else CTRL_C_FIT
         code = template.format(make=make, p=p, delay=delay, warm=warm, long=LONG)
-        rc, result, err, timed_out = run_script(code, timeout=80)
+        rc, result, err, timed_out = run_script(code, timeout=30)
         if timed_out:
-            return HANG, "the script ran past 80 s"
+            return HANG, "Ctrl-C had no effect: the fit was still running 30 s later"
         if result is None:
             return CRASH, f"script died rc={rc}: {err}"
         raised = result["raised"]
@@ -412,14 +420,14 @@ def ctrl_c_case(make, p, delay, warm=False, partial=False):
 
 for _name, _make in CTRL_C_MODELS.items():
     _p = 16 if _name.startswith("conv") else 20
-    register("1 ctrl-c", f"ctrl-c/fit/{_name}", ctrl_c_case(_make, _p, 1.0), timeout=100,
+    register("1 ctrl-c", f"ctrl-c/fit/{_name}", ctrl_c_case(_make, _p, 1.0), timeout=50,
              quick=_name in ("autodecoder-adam",))
 # An interrupt before the training loop (validation, latent start)
-register("1 ctrl-c", "ctrl-c/fit-early/autodecoder-adam", ctrl_c_case(CTRL_C_MODELS["autodecoder-adam"], 20, 0.02), timeout=100, quick=False)
-register("1 ctrl-c", "ctrl-c/warm-refit/autodecoder", ctrl_c_case(CTRL_C_MODELS["autodecoder-adam"], 20, 1.0, warm=True), timeout=100)
-register("1 ctrl-c", "ctrl-c/warm-refit/autoencoder", ctrl_c_case(CTRL_C_MODELS["autoencoder"], 20, 1.0, warm=True), timeout=100, quick=False)
-register("1 ctrl-c", "ctrl-c/partial_fit/autodecoder", ctrl_c_case(CTRL_C_MODELS["autodecoder-adam"], 20, 1.5, partial=True), timeout=100)
-register("1 ctrl-c", "ctrl-c/partial_fit/autoencoder", ctrl_c_case(CTRL_C_MODELS["autoencoder"], 20, 1.5, partial=True), timeout=100, quick=False)
+register("1 ctrl-c", "ctrl-c/fit-early/autodecoder-adam", ctrl_c_case(CTRL_C_MODELS["autodecoder-adam"], 20, 0.02), timeout=50, quick=False)
+register("1 ctrl-c", "ctrl-c/warm-refit/autodecoder", ctrl_c_case(CTRL_C_MODELS["autodecoder-adam"], 20, 1.0, warm=True), timeout=50)
+register("1 ctrl-c", "ctrl-c/warm-refit/autoencoder", ctrl_c_case(CTRL_C_MODELS["autoencoder"], 20, 1.0, warm=True), timeout=50, quick=False)
+register("1 ctrl-c", "ctrl-c/partial_fit/autodecoder", ctrl_c_case(CTRL_C_MODELS["autodecoder-adam"], 20, 1.5, partial=True), timeout=50)
+register("1 ctrl-c", "ctrl-c/partial_fit/autoencoder", ctrl_c_case(CTRL_C_MODELS["autoencoder"], 20, 1.5, partial=True), timeout=50, quick=False)
 
 SIGINT_SAVE = """
 X = np.random.RandomState(0).rand(3000, 20)
@@ -443,9 +451,9 @@ def sigint_save_case(delay):
                 time.sleep(delay)
                 process.send_signal(signal.SIGINT)
 
-            rc, _, err, timed_out = run_script(SIGINT_SAVE.format(long=LONG, path=path), 80, on_start=interrupt)
+            rc, _, err, timed_out = run_script(SIGINT_SAVE.format(long=LONG, path=path), 40, on_start=interrupt)
             if timed_out:
-                return HANG, "fit; save script still running 80 s after SIGINT"
+                return HANG, "SIGINT had no effect: fit; save still running 40 s later"
             changed = Path(path).read_bytes() != original
             if changed:
                 return LOSS, f"the good model file was overwritten (exit code {rc})"
@@ -456,7 +464,7 @@ def sigint_save_case(delay):
 
 
 for _i, _delay in enumerate((0.5, 1.0, 1.5)):
-    register("1 ctrl-c", f"ctrl-c/sigint-fit-save/{_i}", sigint_save_case(_delay), timeout=100, quick=_i == 0)
+    register("1 ctrl-c", f"ctrl-c/sigint-fit-save/{_i}", sigint_save_case(_delay), timeout=50, quick=_i == 0)
 
 
 # ---- 2. divergence ---------------------------------------------------------------------
@@ -1646,3 +1654,30 @@ def fuzz_cases(n, seed):
     for kind in ("truncation", "byte flip"):
         for index in range(n):
             yield Case(f"fuzz/{kind}/{index}", f"F fuzz {kind}", fuzz_case(kind, index, seed), timeout=30)
+
+
+# ---- the harness's own check (ADVERSARIAL_SELF_TEST=1): a hang and a dying process ----
+
+if os.environ.get("ADVERSARIAL_SELF_TEST") == "1":
+    @case("S self-test", "self-test/hang", timeout=3)
+    def _hang():
+        time.sleep(60)
+        return OK, "not reached"
+
+    @case("S self-test", "self-test/process-dies")
+    def _dies():
+        os._exit(9)
+
+    @case("S self-test", "self-test/modifies-X")
+    def _modifies():
+        data()[0, 0] = 5.0
+        return OK, "returned"
+
+    @case("S self-test", "self-test/moves-global-rng")
+    def _moves():
+        torch.rand(1)
+        return OK, "returned"
+
+    @case("S self-test", "self-test/after")
+    def _after():
+        return OK, "the next worker ran"
