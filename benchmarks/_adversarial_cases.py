@@ -244,6 +244,7 @@ def python_env():
 
 SCRIPT_HEADER = """
 import json, os, sys, time, threading, _thread, warnings, copy, signal
+signal.signal(signal.SIGINT, signal.default_int_handler)  # as at a terminal
 warnings.simplefilter("ignore")
 import numpy as np, torch
 torch.set_num_threads(1)
@@ -258,11 +259,14 @@ def report(**result):
 
 
 def _unlimited():
-    """Lift the worker's address-space limit in a script (the memory cases set their own)."""
+    """A script starts as from a terminal: no address-space limit of the worker (the memory
+    cases set their own), and SIGINT not ignored (a run started with ``&`` or ``nohup``
+    ignores it, and Python then installs no KeyboardInterrupt handler)."""
     import resource
 
     hard = resource.getrlimit(resource.RLIMIT_AS)[1]
     resource.setrlimit(resource.RLIMIT_AS, (hard, hard))
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def run_script(code, timeout, on_start=None):
