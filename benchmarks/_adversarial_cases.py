@@ -1301,8 +1301,8 @@ BAD_ARGUMENTS = {
     "load('')": (lambda: load(""), ("path", "''", "empty", "no such")),
 }
 # Accepted as they are by design: a bool is an int to scikit-learn's validation,
-# and NaN marks a missing entry.
-ACCEPTABLE = {"n_components=True", "max_iter=True", "X-nan"}
+# NaN marks a missing entry, and skorch takes batch_size=-1 as the whole data set.
+ACCEPTABLE = {"n_components=True", "max_iter=True", "X-nan", "spec-defaults-batch_size=-1"}
 OPTIONS = {
     "X-scaled-1e200": dict(types=(ValueError, FloatingPointError)),
     # scikit-learn's available_if: an AttributeError naming the method is its convention

@@ -233,7 +233,7 @@ def summarise(chosen, results):
     for c in chosen:
         per_class.setdefault(c.defect, Counter())[results[c.id][0]] += 1
     rows = []
-    for defect in sorted(per_class):
+    for defect in sorted(per_class, key=lambda d: (d.startswith("F "), d)):  # the fuzz last
         counts = per_class[defect]
         rows.append({"defect class": defect, "cases tried": sum(counts.values()),
                      **{column: counts[outcome] for column, outcome in zip(COLUMNS[1:], cases.OUTCOMES)}})
