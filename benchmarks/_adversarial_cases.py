@@ -26,7 +26,6 @@ import json
 import math
 import os
 import signal
-import stat
 import subprocess
 import sys
 import tempfile
@@ -39,7 +38,6 @@ from pathlib import Path
 import numpy as np
 import torch
 
-import sklearn_autodecoder as sad
 from sklearn_autodecoder import (
     AutoDecoder,
     AutoDecoderImputer,
@@ -242,9 +240,13 @@ def python_env():
     return env
 
 
+# A script starts as from a terminal: SIGINT raises KeyboardInterrupt (a run started
+# with "&" or nohup ignores SIGINT, and Python then installs no handler), and without
+# the worker's address-space limit (the memory cases set their own).
 SCRIPT_HEADER = """
-import json, os, sys, time, threading, _thread, warnings, copy, signal
-signal.signal(signal.SIGINT, signal.default_int_handler)  # as at a terminal
+import json, os, sys, time, threading, _thread, warnings, copy, signal, resource
+signal.signal(signal.SIGINT, signal.default_int_handler)
+resource.setrlimit(resource.RLIMIT_AS, (resource.getrlimit(resource.RLIMIT_AS)[1],) * 2)
 warnings.simplefilter("ignore")
 import numpy as np, torch
 torch.set_num_threads(1)
@@ -258,17 +260,6 @@ def report(**result):
 """
 
 
-def _unlimited():
-    """A script starts as from a terminal: no address-space limit of the worker (the memory
-    cases set their own), and SIGINT not ignored (a run started with ``&`` or ``nohup``
-    ignores it, and Python then installs no KeyboardInterrupt handler)."""
-    import resource
-
-    hard = resource.getrlimit(resource.RLIMIT_AS)[1]
-    resource.setrlimit(resource.RLIMIT_AS, (hard, hard))
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
-
-
 def run_script(code, timeout, on_start=None):
     """Run ``code`` in a fresh interpreter; (returncode, the RESULT dict or None, stderr tail, timed out).
 
@@ -276,7 +267,7 @@ def run_script(code, timeout, on_start=None):
     """
     process = subprocess.Popen(
         [sys.executable, "-c", SCRIPT_HEADER + code], cwd=REPO, env=python_env(),
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=_unlimited,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # in the worker's process group: a worker killed for a hang takes its scripts along
     lines, result = [], None
 
@@ -455,7 +446,7 @@ def sigint_save_case(delay):
                 time.sleep(delay)
                 process.send_signal(signal.SIGINT)
 
-            rc, _, err, timed_out = run_script(SIGINT_SAVE.format(long=LONG, path=path), 40, on_start=interrupt)
+            rc, _, _, timed_out = run_script(SIGINT_SAVE.format(long=LONG, path=path), 40, on_start=interrupt)
             if timed_out:
                 return HANG, "SIGINT had no effect: fit; save still running 40 s later"
             changed = Path(path).read_bytes() != original
@@ -671,7 +662,7 @@ def save_threads_case(n_threads, trials):
                 path = os.path.join(folder, "model.zip")
                 barrier = threading.Barrier(n_threads)
 
-                def save(i):
+                def save(i, path=path, barrier=barrier):
                     nonlocal thread_errors
                     barrier.wait()
                     try:
@@ -806,7 +797,7 @@ def interrupted_save_case(how, delay):
     def run():
         with tempfile.TemporaryDirectory() as folder:
             path = os.path.join(folder, "model.zip")
-            arm = "threading.Timer(%r, _thread.interrupt_main).start()" % delay if how == "ctrl-c" else ""
+            arm = f"threading.Timer({delay!r}, _thread.interrupt_main).start()" if how == "ctrl-c" else ""
 
             def kill(process):
                 time.sleep(delay)
@@ -1522,7 +1513,7 @@ def byte_order_case(call, dtype):
         swapped = guard(X.astype(np.dtype(dtype).newbyteorder(">")))
         results = []
         for Xi in (native, swapped):
-            attempt = Attempt(lambda: call(Xi))
+            attempt = Attempt(lambda Xi=Xi: call(Xi))
             if attempt.exc is not None:
                 if Xi is native:
                     return CRASH, "native dtype failed: " + describe(attempt.exc)
@@ -1616,9 +1607,15 @@ FUZZ = {}
 
 def fuzz_reference():
     if not FUZZ:
+        from unittest import mock
+
         X = data(seed=11)
-        model = fitted("ad", ad, X)
-        FUZZ["blob"] = model_bytes(model)
+        # A fixed clock makes the file the same bytes in every run (the history holds
+        # epoch durations, the zip entries a date): the same flips hit the same fields.
+        with mock.patch("time.time", return_value=1.7e9), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            model = ad().fit(X)
+            FUZZ["blob"] = model_bytes(model)
         FUZZ["X"] = X
         FUZZ["transform"] = model.transform(X[:20])
         FUZZ["params"] = repr(sorted(model.get_params().items()))

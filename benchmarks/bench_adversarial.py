@@ -48,13 +48,13 @@ def parse(argv=None):
     p.add_argument("--seed", type=int, default=0, help="seed of the load fuzz")
     p.add_argument("--quick", action="store_true", help="a subset of the cases (about 2 minutes)")
     p.add_argument("--fuzz", type=int, default=None,
-                   help="truncations and byte flips each (default 1000, 150 with --quick)")
+                   help="truncations and byte flips each (default 3000, 300 with --quick)")
     p.add_argument("--summary", action="store_true", help="print only the counts table")
     p.add_argument("--only", default="", help="run only the cases whose id contains this")
     p.add_argument("--worker", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.fuzz is None:
-        args.fuzz = 150 if args.quick else 1000
+        args.fuzz = 300 if args.quick else 3000
     return args
 
 
@@ -121,21 +121,27 @@ def restore(state):
 def worker(args):
     """Run the cases listed in ``args.worker`` (a file), writing one JSON line per event."""
     import resource
-    import warnings
 
     import torch
 
     torch.set_num_threads(args.threads)
     # Refuse (MemoryError) rather than exhaust the shared machine: 6 GiB above today's address space.
-    size = int(next(line.split()[1] for line in open("/proc/self/status") if line.startswith("VmSize"))) * 1024
+    with open("/proc/self/status") as status:
+        size = int(next(line.split()[1] for line in status if line.startswith("VmSize"))) * 1024
     resource.setrlimit(resource.RLIMIT_AS, (size + 6 * 2**30, resource.getrlimit(resource.RLIMIT_AS)[1]))
     import _adversarial_cases as cases
 
     job = json.loads(Path(args.worker).read_text())
     everything = {c.id: c for c in selected_cases(parse(job["argv"]))}
-    out = open(job["results"], "a", buffering=1)
+    with open(job["results"], "a", buffering=1) as out:
+        run_cases(cases, everything, job["ids"], out)
+
+
+def run_cases(cases, everything, ids, out):
+    import warnings
+
     warnings.simplefilter("ignore")
-    for case_id in job["ids"]:
+    for case_id in ids:
         case = everything[case_id]
         out.write(json.dumps({"start": case_id}) + "\n")
         cases.GUARDED.clear()
@@ -158,7 +164,6 @@ def worker(args):
                 detail = f"global state changed: {', '.join(changed)}; " + detail
                 restore(before)
         out.write(json.dumps({"id": case_id, "outcome": outcome, "detail": cases.short(detail, 160)}) + "\n")
-    out.close()
 
 
 # ---- the parent ------------------------------------------------------------------------
@@ -177,7 +182,7 @@ def run_all(args, chosen, progress):
             job_path = os.path.join(folder, "job.json")
             Path(job_path).write_text(json.dumps({"ids": pending, "results": results_path, "argv": argv}))
             Path(results_path).touch()
-            log = open(os.path.join(folder, "worker.log"), "a")
+            log = open(os.path.join(folder, "worker.log"), "a")  # noqa: SIM115 - open while the worker lives
             env = dict(os.environ, OMP_NUM_THREADS=str(args.threads), MKL_NUM_THREADS=str(args.threads),
                        OPENBLAS_NUM_THREADS=str(args.threads))
             env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(HERE.parent), env.get("PYTHONPATH", "")]))
@@ -257,9 +262,8 @@ def main():
     if args.worker:
         worker(args)
         return
-    import torch
-
     import _adversarial_cases as cases
+    import torch
 
     torch.set_num_threads(args.threads)
     RESULTS.mkdir(exist_ok=True)
@@ -301,7 +305,8 @@ def main():
         writer = csv.DictWriter(f, fieldnames=("defect class",) + COLUMNS)
         writer.writeheader()
         writer.writerows(rows)
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=HERE, capture_output=True, text=True).stdout.strip()
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=HERE, capture_output=True, text=True,
+                            check=False).stdout.strip()
     meta = {"commit": commit, "torch": torch.__version__, "threads": args.threads, "quick": args.quick,
             "fuzz": args.fuzz, "seed": args.seed, "wall_s": round(wall, 1)}
     (RESULTS / "adversarial.json").write_text(json.dumps(
