@@ -20,6 +20,7 @@ Every case builds its own data from fixed seeds; nothing here reads the clock
 or the global RNGs, so that a run is reproducible.
 """
 
+import contextlib
 import copy
 import io
 import json
@@ -260,15 +261,15 @@ def report(**result):
 """
 
 
-def run_script(code, timeout, on_start=None):
+def run_script(code, timeout, on_start=None, new_session=False):
     """Run ``code`` in a fresh interpreter; (returncode, the RESULT dict or None, stderr tail, timed out).
 
     ``on_start(process)`` is called once the script prints a line "STARTED".
     """
     process = subprocess.Popen(
         [sys.executable, "-c", SCRIPT_HEADER + code], cwd=REPO, env=python_env(),
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )  # in the worker's process group: a worker killed for a hang takes its scripts along
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=new_session,
+    )  # else in the worker's process group: a worker killed for a hang takes its scripts along
     lines, result = [], None
 
     def read():
@@ -283,7 +284,10 @@ def run_script(code, timeout, on_start=None):
         process.wait(timeout)
         timed_out = False
     except subprocess.TimeoutExpired:
-        process.kill()
+        if new_session:  # the script's own children too (torchrun's ranks)
+            os.killpg(process.pid, signal.SIGKILL)
+        else:
+            process.kill()
         process.wait()
         timed_out = True
     reader.join(5)
@@ -825,7 +829,9 @@ def interrupted_save_case(how, delay):
 
 
 register("4 save/temp files", "save/ctrl-c-during-save", interrupted_save_case("ctrl-c", 1.5), timeout=90)
-register("4 save/temp files", "save/kill-9-during-save", interrupted_save_case("kill-9", 1.5), timeout=90, quick=False)
+for _delay in (0.7, 1.5, 2.5):
+    register("4 save/temp files", f"save/kill-9-during-save/{_delay}", interrupted_save_case("kill-9", _delay),
+             timeout=90, quick=False)
 
 
 def overwrite_guard_case(make_bad):
@@ -1655,6 +1661,91 @@ def fuzz_cases(n, seed):
     for kind in ("truncation", "byte flip"):
         for index in range(n):
             yield Case(f"fuzz/{kind}/{index}", f"F fuzz {kind}", fuzz_case(kind, index, seed), timeout=30)
+
+
+# ---- torchrun (gloo on the CPU): mismatched settings, a rank that catches its own error --
+
+RANK_SCRIPT = """
+import json, os, sys, time, warnings
+warnings.simplefilter("ignore")
+import numpy as np, torch
+torch.set_num_threads(1)
+import torch.distributed as dist
+from sklearn_autodecoder import AutoDecoder
+dist.init_process_group("gloo")  # the default 30-minute timeout, as in a user's script
+rank = dist.get_rank()
+out, mode = sys.argv[1], sys.argv[2]
+with open(f"{out}/pid{rank}", "w") as f:  # torchrun starts ranks in their own sessions: the case ends them
+    f.write(str(os.getpid()))
+X = np.random.RandomState(0).rand(400, 10)
+result = {"raised": None}
+def write():
+    with open(f"{out}/rank{rank}.json", "w") as f:
+        json.dump(result, f)
+try:
+    if mode == "loss":
+        AutoDecoder(2, max_iter=3, device="cpu", random_state=0, loss="mse" if rank == 0 else "bce").fit(X)
+    else:
+        if rank == 1:
+            X[0, 0] = np.inf
+        try:
+            AutoDecoder(2, max_iter=3, device="cpu", random_state=0).fit(X)
+        except ValueError as exc:
+            if rank != 1:
+                raise
+            result["raised"] = "ValueError: " + str(exc)[:150]
+            write()
+            time.sleep(90)  # the rank caught its error and carries on with other work
+except BaseException as exc:
+    result["raised"] = type(exc).__name__ + ": " + str(exc)[:150]
+write()
+"""
+
+TORCHRUN = """
+import subprocess
+proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+                       {script!r}, {out!r}, {mode!r}], capture_output=True, text=True)
+report(rc=proc.returncode)
+"""
+
+
+def torchrun_case(mode, limit=45):
+    def run():
+        with tempfile.TemporaryDirectory() as folder:
+            script = os.path.join(folder, "rank.py")
+            Path(script).write_text(RANK_SCRIPT)
+            _, _, err, timed_out = run_script(TORCHRUN.format(script=script, out=folder, mode=mode), limit,
+                                              new_session=True)
+            ranks = [json.loads(Path(folder, f"rank{r}.json").read_text()) if Path(folder, f"rank{r}.json").exists()
+                     else None for r in range(2)]
+            for r in range(2):
+                pid = Path(folder, f"pid{r}")
+                if pid.exists():
+                    with contextlib.suppress(OSError):
+                        os.kill(int(pid.read_text()), signal.SIGKILL)
+        if mode == "loss":
+            if any(r is None for r in ranks):
+                return HANG, f"ranks with different losses still running {limit} s later"
+            raised = [r["raised"] for r in ranks]
+            if not any(raised):
+                return SILENT, "ranks with loss='mse' and loss='bce' trained together without error"
+            message = next(r for r in raised if r)
+            if "loss" in message.lower() and not any(m in message.lower() for m in ("gloo", "connection")):
+                return CLEAR, short(message, 100)
+            return CRASH, short(message, 100)
+        if ranks[0] is None:
+            return HANG, f"rank 1 caught its own error; rank 0 still waiting {limit} s later"
+        raised = ranks[0]["raised"]
+        if raised is None:
+            return OK, "rank 0 finished its fit"
+        if "rank" in raised.lower() and not any(m in raised.lower() for m in ("gloo", "connection")):
+            return CLEAR, short(raised, 100)
+        return CRASH, short(raised, 100)
+    return run
+
+
+register("L torchrun", "torchrun/ranks-with-different-loss", torchrun_case("loss"), timeout=70, quick=False)
+register("L torchrun", "torchrun/rank-catches-its-error", torchrun_case("catch"), timeout=70, quick=False)
 
 
 # ---- the harness's own check (ADVERSARIAL_SELF_TEST=1): a hang and a dying process ----
