@@ -723,8 +723,10 @@ class _Decoder:
         estimator = cls(**{name: self.value(v, prefix + name) for name, v in params.items()})
         estimator._validate_params()  # a ValueError (sklearn's) names a tampered parameter
         for name in attributes:
+            # Nor may an attribute shadow what the class defines (a method, a property).
             _expect(type(name) is str and name.isidentifier() and not name.startswith("__")
-                    and name not in names, f"{path}: invalid attribute name {name!r}.")
+                    and name not in names and not hasattr(cls, name),
+                    f"{path}: invalid attribute name {name!r}.")
         # Set as pickle does, past any descriptor of the class; modules last,
         # as rebuilding one uses the other fitted attributes.
         state = vars(estimator)

@@ -388,6 +388,14 @@ def test_a_malformed_format_version_is_called_so(version, model):
         load(io.BytesIO(data))
 
 
+@pytest.mark.parametrize("name", ["transform", "predict_proba", "_torch_attributes", "save"])
+def test_an_attribute_may_not_shadow_what_the_class_defines(name, model):
+    # A loaded model whose transform is a stored 1 would fail later, far from the file.
+    data = with_document(model_bytes(model), lambda d: d["estimator"]["attributes"].update({name: 1}))
+    with pytest.raises(ModelFileError, match="invalid attribute name"):
+        load(io.BytesIO(data))
+
+
 def test_a_newer_format_version_asks_for_an_upgrade(model):
     data = with_document(model_bytes(model), lambda d: d.update(format_version=FORMAT_VERSION + 1))
     with pytest.raises(ModelFileError, match="newer version"):
