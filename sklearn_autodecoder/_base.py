@@ -49,6 +49,7 @@ from ._devices import (
 )
 from ._inference import frozen
 from ._persistence import SaveMixin, runnable_device
+from ._random import local_random_draws
 from ._priors import LATENT_PRIORS, GaussianPrior, combine_priors
 from ._load import LowLoadWarning, decoder_load, n_free_parameters
 from ._likelihoods import LIKELIHOODS, Likelihood, get_likelihood, wrap_keeping_logits
@@ -115,16 +116,15 @@ def make_weight_optimizer(params, name, lr, weight_decay):
 
 @contextmanager
 def seeded_cpu_rng(generator):
-    """torch's default CPU generator seeded from ``generator``, restored on exit.
+    """The block's random draws (module constructors') from a CPU generator seeded from ``generator``.
 
-    Module constructors draw their initial weights from the default CPU
-    generator. It is forked and restored around the build (the modules are
-    built on the CPU, then moved), so the caller's global state is unchanged
-    and no CUDA generator is touched.
+    The modules are built on the CPU, then moved. A local generator, not
+    torch's global one (see :mod:`._random`): fits in threads each get their
+    own weights and the caller's global state is never touched. It draws
+    what the global generator seeded alike would.
     """
     seed = int(torch.randint(2**62, (1,), generator=generator))
-    with torch.random.fork_rng(devices=[]):
-        torch.default_generator.manual_seed(seed)
+    with local_random_draws(torch.Generator().manual_seed(seed)):
         yield
 
 
