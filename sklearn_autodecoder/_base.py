@@ -34,7 +34,7 @@ from sklearn.utils import check_array, check_random_state
 from sklearn.utils.metaestimators import available_if
 
 from ._architectures import check_module_widths
-from ._compat import Interval, StrOptions, _fit_context, check_is_fitted
+from ._compat import IntegerInterval, Interval, StrOptions, _fit_context, check_is_fitted
 from ._doc_link import DOC_LINK_MODULE, DOC_LINK_TEMPLATE
 from ._data import RowData, check_rows, map_rows, output_dtype, slices, validate_rows
 from . import _distributed as distributed
@@ -96,8 +96,8 @@ def positive(kind):
 
 
 def at_least_one():
-    """Constraint: an integer >= 1."""
-    return Interval(Integral, 1, None, closed="left")
+    """Constraint: an integer >= 1 (not a bool)."""
+    return IntegerInterval(1, None, closed="left")
 
 
 def nullable(constraints, names):
@@ -131,6 +131,23 @@ def seeded_cpu_rng(generator):
 def _without_latent_prior(estimator):
     """partial_fit's condition: no latent prior (its mixture needs the whole training set)."""
     return LATENT_PRIORS.get(getattr(estimator, "latent_prior", None)) is None
+
+
+def check_callbacks(callbacks):
+    """Raise a clear error naming an element of ``callbacks`` skorch cannot use.
+
+    skorch takes a ``Callback`` instance or class, or a ``(name, callback)``
+    pair; anything else would fail deep inside its initialisation.
+    """
+    from skorch.callbacks import Callback
+
+    for i, item in enumerate(callbacks or []):
+        callback = item[1] if isinstance(item, tuple) and len(item) == 2 and isinstance(item[0], str) else item
+        if not (isinstance(callback, Callback) or (isinstance(callback, type) and issubclass(callback, Callback))):
+            raise TypeError(
+                f"callbacks[{i}] is {item!r}; each callback must be a skorch Callback "
+                "(an instance or a class) or a (name, callback) pair."
+            )
 
 
 def _library_sizes(library_size, n_samples, dtype):
@@ -344,6 +361,7 @@ class BaseRepresentationEstimator(
             return self._fit_rows_once(X, incremental)
 
     def _fit_rows_once(self, X, partial):
+        check_callbacks(self.callbacks)
         settings = self._settings()
         warm = (self.warm_start or partial) and hasattr(self, "decoder_")
         # The training's own likelihood object (trainable parameters continue on a warm start).
