@@ -332,6 +332,7 @@ class BaseRepresentationEstimator(
 
     # ---- fit --------------------------------------------------------------------
 
+    @distributed.agreeing  # under torchrun: a rank's early failure stops every rank
     @_fit_context(prefer_skip_nested_validation=True)
     @tensors_in
     def fit(self, X, y=None):
@@ -372,6 +373,11 @@ class BaseRepresentationEstimator(
         seed = int(check_random_state(self.random_state).randint(np.iinfo(np.int32).max))
         # Under torch.distributed every rank builds the same starts, split and
         # shuffles from rank 0's seed (random_state=None draws differ per process).
+        # The ranks' first collective: stop every rank if one failed so far or
+        # their parameters (or data shapes) differ.
+        distributed.agree(
+            {**distributed.fingerprint(self.get_params(deep=False)), "X.shape": repr((len(data), data.n_features))}
+        )
         seed = distributed.broadcast_seed(seed)
         generator = torch.Generator().manual_seed(seed)
         if warm and self.n_components_ != settings["n_components"]:
@@ -464,6 +470,7 @@ class BaseRepresentationEstimator(
         self.loss_curve_ = (self.loss_curve_ if previous else []) + curve
 
     @available_if(_without_latent_prior)
+    @distributed.agreeing
     @_fit_context(prefer_skip_nested_validation=True)
     @tensors_in
     def partial_fit(self, X, y=None):
