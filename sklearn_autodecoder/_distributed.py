@@ -25,6 +25,7 @@ identity, and nothing from ``torch.distributed`` is touched.
 """
 
 import functools
+import hashlib
 import json
 import os
 import threading
@@ -308,7 +309,10 @@ _agreement = threading.local()
 
 
 def fingerprint(params):
-    """A comparable text per parameter (the repr; the type for reprs holding an address)."""
+    """A comparable text per parameter (its repr; the type for a repr holding an address).
+
+    The rank-local parameters (``RANK_LOCAL_PARAMETERS``) are left out.
+    """
     described = {}
     for name, value in sorted(params.items()):
         if name in RANK_LOCAL_PARAMETERS:
@@ -316,7 +320,9 @@ def fingerprint(params):
         text = repr(value)
         if " at 0x" in text:  # a default object repr differs per process
             text = f"<{type(value).__module__}.{type(value).__qualname__}>"
-        described[name] = text[:200]
+        if len(text) > 200:  # shown shortened, compared whole
+            text = f"{text[:160]}... (sha256 {hashlib.sha256(text.encode()).hexdigest()[:16]})"
+        described[name] = text
     return described
 
 
