@@ -371,13 +371,13 @@ class BaseRepresentationEstimator(
         data = self._rows(X, reset=True, likelihood=likelihood)
         check_precision(self.precision, data.device)
         seed = int(check_random_state(self.random_state).randint(np.iinfo(np.int32).max))
-        # Under torch.distributed every rank builds the same starts, split and
-        # shuffles from rank 0's seed (random_state=None draws differ per process).
         # The ranks' first collective: stop every rank if one failed so far or
         # their parameters (or data shapes) differ.
         distributed.agree(
             {**distributed.fingerprint(self.get_params(deep=False)), "X.shape": repr((len(data), data.n_features))}
         )
+        # Under torch.distributed every rank builds the same starts, split and
+        # shuffles from rank 0's seed (random_state=None draws differ per process).
         seed = distributed.broadcast_seed(seed)
         generator = torch.Generator().manual_seed(seed)
         if warm and self.n_components_ != settings["n_components"]:
