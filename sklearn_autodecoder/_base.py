@@ -35,7 +35,7 @@ from sklearn.utils.metaestimators import available_if
 
 from ._architectures import check_module_widths
 from ._checkpoint import resume as resume_from_checkpoint
-from ._compat import Interval, StrOptions, _fit_context, check_is_fitted
+from ._compat import IntegerInterval, Interval, StrOptions, _fit_context, check_is_fitted
 from ._doc_link import DOC_LINK_MODULE, DOC_LINK_TEMPLATE
 from ._data import RowData, check_rows, map_rows, output_dtype, slices, validate_rows
 from . import _distributed as distributed
@@ -50,6 +50,7 @@ from ._devices import (
 )
 from ._inference import frozen
 from ._persistence import SaveMixin, runnable_device
+from ._random import local_random_draws
 from ._priors import LATENT_PRIORS, GaussianPrior, combine_priors
 from ._load import LowLoadWarning, decoder_load, n_free_parameters
 from ._likelihoods import LIKELIHOODS, Likelihood, get_likelihood, wrap_keeping_logits
@@ -96,8 +97,8 @@ def positive(kind):
 
 
 def at_least_one():
-    """Constraint: an integer >= 1."""
-    return Interval(Integral, 1, None, closed="left")
+    """Constraint: an integer >= 1 (not a bool)."""
+    return IntegerInterval(1, None, closed="left")
 
 
 def nullable(constraints, names):
@@ -116,22 +117,38 @@ def make_weight_optimizer(params, name, lr, weight_decay):
 
 @contextmanager
 def seeded_cpu_rng(generator):
-    """torch's default CPU generator seeded from ``generator``, restored on exit.
+    """The block's random draws (module constructors') from a CPU generator seeded from ``generator``.
 
-    Module constructors draw their initial weights from the default CPU
-    generator. It is forked and restored around the build (the modules are
-    built on the CPU, then moved), so the caller's global state is unchanged
-    and no CUDA generator is touched.
+    The modules are built on the CPU, then moved. A local generator, not
+    torch's global one (see :mod:`._random`): fits in threads each get their
+    own weights and the caller's global state is never touched. It draws
+    what the global generator seeded alike would.
     """
     seed = int(torch.randint(2**62, (1,), generator=generator))
-    with torch.random.fork_rng(devices=[]):
-        torch.default_generator.manual_seed(seed)
+    with local_random_draws(torch.Generator().manual_seed(seed)):
         yield
 
 
 def _without_latent_prior(estimator):
     """partial_fit's condition: no latent prior (its mixture needs the whole training set)."""
     return LATENT_PRIORS.get(getattr(estimator, "latent_prior", None)) is None
+
+
+def check_callbacks(callbacks):
+    """Raise a clear error naming an element of ``callbacks`` skorch cannot use.
+
+    skorch takes a ``Callback`` instance or class, or a ``(name, callback)``
+    pair; anything else would fail deep inside its initialisation.
+    """
+    from skorch.callbacks import Callback
+
+    for i, item in enumerate(callbacks or []):
+        callback = item[1] if isinstance(item, tuple) and len(item) == 2 and isinstance(item[0], str) else item
+        if not (isinstance(callback, Callback) or (isinstance(callback, type) and issubclass(callback, Callback))):
+            raise TypeError(
+                f"callbacks[{i}] is {item!r}; each callback must be a skorch Callback "
+                "(an instance or a class) or a (name, callback) pair."
+            )
 
 
 def _library_sizes(library_size, n_samples, dtype):
@@ -316,6 +333,7 @@ class BaseRepresentationEstimator(
 
     # ---- fit --------------------------------------------------------------------
 
+    @distributed.agreeing  # under torchrun: a rank's early failure stops every rank
     @_fit_context(prefer_skip_nested_validation=True)
     @tensors_in
     def fit(self, X, y=None):
@@ -367,6 +385,7 @@ class BaseRepresentationEstimator(
             raise
 
     def _fit_rows_once(self, X, partial):
+        check_callbacks(self.callbacks)
         settings = self._settings()
         warm = (self.warm_start or partial) and hasattr(self, "decoder_")
         # The training's own likelihood object (trainable parameters continue on a warm start).
@@ -375,6 +394,11 @@ class BaseRepresentationEstimator(
         data = self._rows(X, reset=True, likelihood=likelihood)
         check_precision(self.precision, data.device)
         seed = int(check_random_state(self.random_state).randint(np.iinfo(np.int32).max))
+        # The ranks' first collective: stop every rank if one failed so far or
+        # their parameters (or data shapes) differ.
+        distributed.agree(
+            {**distributed.fingerprint(self.get_params(deep=False)), "X.shape": repr((len(data), data.n_features))}
+        )
         # Under torch.distributed every rank builds the same starts, split and
         # shuffles from rank 0's seed (random_state=None draws differ per process).
         seed = distributed.broadcast_seed(seed)
@@ -471,6 +495,7 @@ class BaseRepresentationEstimator(
         self.loss_curve_ = (self.loss_curve_ if previous else []) + curve
 
     @available_if(_without_latent_prior)
+    @distributed.agreeing
     @_fit_context(prefer_skip_nested_validation=True)
     @tensors_in
     def partial_fit(self, X, y=None):

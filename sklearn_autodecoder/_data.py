@@ -35,9 +35,18 @@ from ._compat import validate_data
 CHECK_CHUNK_BYTES = 32 * 2**20
 
 
+def is_float64(dtype):
+    """Whether a numpy ``dtype`` is float64, in either byte order (``>f8`` too)."""
+    return getattr(dtype, "kind", None) == "f" and getattr(dtype, "itemsize", None) == 8
+
+
+def _is_float16(dtype):
+    return getattr(dtype, "kind", None) == "f" and getattr(dtype, "itemsize", None) == 2
+
+
 def is_streamable(X):
     """Whether X is used as it is (an ndarray of numbers) rather than converted."""
-    return isinstance(X, np.ndarray) and X.dtype.kind in "iuf" and X.dtype != np.float16
+    return isinstance(X, np.ndarray) and X.dtype.kind in "iuf" and not _is_float16(X.dtype)
 
 
 def validate_rows(estimator, X, *, reset, image_shape=None):
@@ -76,21 +85,21 @@ def validate_rows(estimator, X, *, reset, image_shape=None):
     kwargs = dict(reset=reset, ensure_min_samples=2 if reset else 1, ensure_all_finite=False)
     if is_streamable(X):
         return validate_data(estimator, X, dtype=None, **kwargs)
-    dtype = np.float32 if getattr(X, "dtype", None) == np.float16 else [np.float64, np.float32]
+    dtype = np.float32 if _is_float16(getattr(X, "dtype", None)) else [np.float64, np.float32]
     if sp.issparse(X):
         # Integer and float data stay as they are (converted batch by batch).
-        if X.dtype.kind in "iuf" and X.dtype != np.float16:
+        if X.dtype.kind in "iuf" and not _is_float16(X.dtype):
             dtype = None
         kwargs["accept_sparse"] = "csr"
     X = validate_data(estimator, X, dtype=dtype, **kwargs)
-    if X.dtype == np.float16:  # sparse-free dtype lists keep float16 as float16
+    if _is_float16(X.dtype):  # sparse-free dtype lists keep float16 as float16
         X = X.astype(np.float32)
     return X
 
 
 def output_dtype(X):
-    """The numpy dtype results are returned in: float64 for float64 X, else float32."""
-    return np.dtype(np.float64) if X.dtype == np.float64 else np.dtype(np.float32)
+    """The numpy dtype results are returned in: float64 for float64 X (either byte order), else float32."""
+    return np.dtype(np.float64) if is_float64(X.dtype) else np.dtype(np.float32)
 
 
 def _chunk_rows(X):

@@ -58,7 +58,8 @@ def resolve_device(device):
 def compute_dtype(dtype, device):
     """The torch dtype to compute in for numpy ``dtype`` on ``device``."""
     # MPS has no float64: compute in float32 there and cast the result back.
-    if dtype == "float64" and device.type != "mps":
+    # kind and size, not equality: a big-endian ">f8" is float64 too.
+    if getattr(dtype, "kind", None) == "f" and dtype.itemsize == 8 and device.type != "mps":
         return torch.float64
     return torch.float32
 

@@ -24,7 +24,11 @@ Without a process group (or with one process) every function here is the
 identity, and nothing from ``torch.distributed`` is touched.
 """
 
+import functools
+import hashlib
+import json
 import os
+import threading
 import warnings
 from contextlib import contextmanager
 
@@ -285,3 +289,132 @@ def sum_gradients(module):
     for g in grads:
         g.copy_(flat[offset : offset + g.numel()].view_as(g))
         offset += g.numel()
+
+
+# ---- the ranks agree before their first collective -----------------------------------
+#
+# A rank that fails alone (bad parameters or data on that rank) would leave the
+# others waiting in the fit's first collective until the process group's
+# timeout (30 minutes by default); ranks with different parameters would train
+# together silently. So every fit opens with one exchange (:func:`agree`) of
+# each rank's failure, if any, and of its parameters: a rank that fails before
+# reaching it takes part with its error (:func:`failures_agreed`), and every
+# rank then raises.
+
+# Parameters that may differ between ranks: where each rank runs and logs,
+# its thread count, and the seed (rank 0's is used by every rank).
+RANK_LOCAL_PARAMETERS = frozenset({"device", "verbose", "callbacks", "n_jobs", "random_state"})
+
+_agreement = threading.local()
+
+
+def fingerprint(params):
+    """A comparable text per parameter (its repr; the type for a repr holding an address).
+
+    The rank-local parameters (``RANK_LOCAL_PARAMETERS``) are left out.
+    """
+    described = {}
+    for name, value in sorted(params.items()):
+        if name in RANK_LOCAL_PARAMETERS:
+            continue
+        text = repr(value)
+        if " at 0x" in text:  # a default object repr differs per process
+            text = f"<{type(value).__module__}.{type(value).__qualname__}>"
+        if len(text) > 200:  # shown shortened, compared whole
+            text = f"{text[:160]}... (sha256 {hashlib.sha256(text.encode()).hexdigest()[:16]})"
+        described[name] = text
+    return described
+
+
+class RankFailedError(RuntimeError):
+    """Raised on the other ranks when a rank's fit failed before the ranks' first collective."""
+
+
+@contextmanager
+def failures_agreed():
+    """Run a fit whose failure on this rank before :func:`agree` is shared with the other ranks."""
+    if not is_active():
+        yield
+        return
+    frames = _agreement.__dict__.setdefault("frames", [])
+    frames.append({"agreed": False})
+    try:
+        yield
+    except Exception as error:
+        frame = frames[-1]
+        if not frame["agreed"]:
+            frame["agreed"] = True
+            _exchange(f"{type(error).__name__}: {error}", None)
+        raise
+    finally:
+        frames.pop()
+
+
+def agree(params):
+    """The fit's first collective: raise on every rank if one failed or the parameters differ.
+
+    Parameters
+    ----------
+    params : dict
+        This rank's fingerprint (:func:`fingerprint`, plus anything else
+        that must match, e.g. the data's shape).
+    """
+    frames = getattr(_agreement, "frames", None)
+    if not is_active() or not frames or frames[-1]["agreed"]:
+        return
+    frames[-1]["agreed"] = True
+    _exchange(None, params)
+
+
+def _exchange(error, params):
+    """Share (error, params) with every rank; raise unless all succeeded with equal params."""
+    payload = json.dumps({"error": error, "params": params}).encode()
+    gathered = [json.loads(blob.decode()) for blob in _all_gather_bytes(payload)]
+    failed = [(r, g["error"]) for r, g in enumerate(gathered) if g["error"] is not None]
+    if failed:
+        if error is not None:
+            return  # this rank raises its own error
+        ranks = ", ".join(str(r) for r, _ in failed)
+        raise RankFailedError(
+            f"fit failed on rank(s) {ranks} of {len(gathered)}, so every rank stops: "
+            + "; ".join(f"rank {r}: {message}" for r, message in failed)
+        )
+    differing = sorted(
+        name
+        for name in set().union(*(g["params"] for g in gathered))
+        if len({g["params"].get(name) for g in gathered}) > 1
+    )
+    if differing:
+        details = "; ".join(
+            f"{name}: " + ", ".join(f"rank {r}: {g['params'].get(name, '<absent>')}" for r, g in enumerate(gathered))
+            for name in differing
+        )
+        raise ValueError(
+            "Under torch.distributed every rank must call fit with the same parameters and data "
+            f"shape; they differ in {', '.join(differing)} ({details})."
+        )
+
+
+def _all_gather_bytes(payload):
+    """Every rank's ``payload`` (bytes), in rank order, on the backend's collective device."""
+    device = _collective_device("cpu")
+    size = torch.tensor([len(payload)], dtype=torch.long, device=device)
+    sizes = [torch.zeros_like(size) for _ in range(dist.get_world_size())]
+    dist.all_gather(sizes, size)
+    longest = max(int(s.item()) for s in sizes)
+    mine = torch.zeros(longest, dtype=torch.uint8, device=device)
+    mine[: len(payload)] = torch.tensor(list(payload), dtype=torch.uint8, device=device)
+    blobs = [torch.empty_like(mine) for _ in sizes]
+    dist.all_gather(blobs, mine)
+    return [bytes(b[: int(s.item())].cpu().tolist()) for b, s in zip(blobs, sizes)]
+
+
+def agreeing(method):
+    """Decorate ``fit``-like methods: see :func:`failures_agreed`."""
+
+    @functools.wraps(method)
+    def wrapper(*args, **kwargs):
+        with failures_agreed():
+            return method(*args, **kwargs)
+
+    return wrapper

@@ -319,6 +319,11 @@ class AutoDecoderImputer(SaveMixin, OneToOneFeatureMixin, TransformerMixin, Base
         """
         X = self._validate(X, reset=True)
         missing = np.isnan(X)
+        if missing.all():
+            raise ValueError(
+                f"Every entry of X (shape {X.shape}) is missing: there is nothing to learn "
+                "the imputations from."
+            )
         self.empty_features_ = missing.all(axis=0)
         self.indicator_features_ = np.flatnonzero(missing.any(axis=0)) if self.add_indicator else None
         if self.estimator is None:
@@ -337,10 +342,16 @@ class AutoDecoderImputer(SaveMixin, OneToOneFeatureMixin, TransformerMixin, Base
         X64 = X.astype(np.float64)
         observed = ~np.isnan(X64)
         seen = observed.any(axis=0)
+        # Moments of X / 2**k, k per feature from its largest magnitude: exact
+        # (powers of two), and their squares neither overflow (X near 1e200)
+        # nor underflow (near 1e-200), so the imputations do not depend on X's units.
+        magnitude = np.ones(X.shape[1])
+        magnitude[seen] = np.nanmax(np.abs(X64[:, seen]), axis=0)
+        unit = np.ldexp(1.0, np.frexp(np.where(magnitude > 0, magnitude, 1.0))[1])
         center = np.zeros(X.shape[1])
         std = np.ones(X.shape[1])
-        center[seen] = np.nanmean(X64[:, seen], axis=0)
-        std[seen] = np.nanstd(X64[:, seen], axis=0)
+        center[seen] = np.nanmean(X64[:, seen] / unit[seen], axis=0) * unit[seen]
+        std[seen] = np.nanstd(X64[:, seen] / unit[seen], axis=0) * unit[seen]
         self.data_min_ = np.full(X.shape[1], -np.inf)
         self.data_max_ = np.full(X.shape[1], np.inf)
         self.data_min_[seen] = np.nanmin(X64[:, seen], axis=0)
@@ -420,7 +431,7 @@ class AutoDecoderImputer(SaveMixin, OneToOneFeatureMixin, TransformerMixin, Base
         empty = missing.all(axis=1)
         # Only samples with missing entries need inference.
         rows = missing.any(axis=1) & ~empty
-        X_hat = np.empty_like(X)
+        X_hat = np.zeros_like(X)  # complete rows stay 0 (not garbage that would overflow below)
         if empty.any():
             X_hat[empty] = self.estimator_.inverse_transform(
                 np.tile(self._mean_latent(X.dtype), (int(empty.sum()), 1))

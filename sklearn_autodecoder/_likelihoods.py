@@ -31,9 +31,10 @@ Class attributes
     (then the PCA start sets a linear decoder to PCA itself).
 ``checks_new_samples``
     Whether :meth:`Likelihood.check_rows` also checks the samples of
-    ``transform``, ``score`` and the other methods after ``fit`` (the count
-    likelihoods: a sample without counts has no latent), not only the
-    training samples.
+    ``transform``, ``score`` and the other methods after ``fit``, not only
+    the training samples: the Bernoulli (values outside [0, 1] have no
+    likelihood) and the count likelihoods (a sample without counts has no
+    latent).
 
 Methods a subclass defines (``f`` is what ``forward`` returns, on the
 *link* scale; ``link`` is one of the strings :meth:`head` returns, private to
@@ -467,6 +468,7 @@ class BernoulliLikelihood(Likelihood):
 
     name = "bce"
     output_activation = "logistic"
+    checks_new_samples = True
 
     def head(self, decoder):
         logits = split_output_activation(decoder)

@@ -15,6 +15,7 @@ sections.
 """
 
 import os
+import threading
 import time
 import warnings
 from contextlib import contextmanager
@@ -77,8 +78,11 @@ def torch_threads(n_threads):
     -----
     torch's thread count is a process-wide setting: two Python threads that
     enter the block with different counts at the same time see each other's
-    setting. joblib's process workers (the default ``loky`` backend) are
-    separate processes and are not affected.
+    setting (the block opened last applies). What was set before is saved
+    when the first block of the process opens and restored when the last one
+    closes, whatever the order in which threads leave. joblib's process
+    workers (the default ``loky`` backend) are separate processes and are
+    not affected.
 
     Examples
     --------
@@ -96,16 +100,72 @@ def torch_threads(n_threads):
         return
     if isinstance(n_threads, bool) or not isinstance(n_threads, Integral) or n_threads < 1:
         raise ValueError(f"n_threads must be a positive integer or None, got {n_threads!r}.")
-    previous = torch.get_num_threads()
-    # threadpoolctl restores the libraries' own limits on exit; torch's
-    # count is restored first (it also sets OpenMP's), so the libraries end
-    # exactly as they started.
-    with _threadpool_controller().limit(limits=int(n_threads)):
-        torch.set_num_threads(int(n_threads))
-        try:
-            yield int(n_threads)
-        finally:
+    n_threads = int(n_threads)
+    entry = object()
+    _enter(entry, n_threads)
+    try:
+        yield n_threads
+    finally:
+        _leave(entry)
+
+
+# The blocks open in any thread of the process, innermost last, and what was
+# set before the first one. Saving and restoring the limits per block is not
+# thread-safe: with blocks of two threads interleaved (A enters, B enters, A
+# leaves, B leaves), B would restore A's limit. So the process-wide settings
+# are saved when the first block opens and restored when the last one closes;
+# in between, the most recently opened block still open sets them.
+_lock = threading.Lock()
+_open_blocks = []
+_saved = None
+
+
+def _set_library_threads(counts):
+    """Set each library's thread limit (``counts``: one per lib controller, or an int for all).
+
+    threadpoolctl lets only the first thread that limited OpenBLAS's shared
+    pool change it while that thread lives (its "controlling thread"), so a
+    restore from another thread would be ignored; ``_lock`` already
+    serialises our changes, so the direct setter is used where there is one.
+    """
+    libraries = _threadpool_controller().lib_controllers
+    if isinstance(counts, int):
+        counts = [counts] * len(libraries)
+    for library, count in zip(libraries, counts):
+        if count is not None:
+            getattr(library, "_real_set_num_threads", library.set_num_threads)(count)
+
+
+def _apply(n_threads):
+    _set_library_threads(n_threads)
+    torch.set_num_threads(n_threads)
+
+
+def _enter(entry, n_threads):
+    global _saved
+    with _lock:
+        if not _open_blocks:
+            libraries = _threadpool_controller().lib_controllers
+            _saved = (torch.get_num_threads(), [library.num_threads for library in libraries])
+        _apply(n_threads)
+        _open_blocks.append((entry, n_threads))
+
+
+def _leave(entry):
+    global _saved
+    with _lock:
+        index = next(i for i, (e, _) in enumerate(_open_blocks) if e is entry)
+        was_last = index == len(_open_blocks) - 1
+        del _open_blocks[index]
+        if not _open_blocks:
+            previous, counts = _saved
+            _saved = None
+            # torch's count first (it also sets OpenMP's), then the libraries
+            # exactly as they started.
             torch.set_num_threads(previous)
+            _set_library_threads(counts)
+        elif was_last:
+            _apply(_open_blocks[-1][1])
 
 
 def resolve_n_threads(n_jobs=None, *, flops=None):

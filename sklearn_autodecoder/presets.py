@@ -16,8 +16,10 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import NamedTuple
 
+import numpy as np
 from torch import nn
 
+from ._compat import IntegerInterval, Interval
 from ._likelihoods import LIKELIHOODS
 
 __all__ = [
@@ -68,6 +70,17 @@ _CHOICES = {
     "loss": tuple(LIKELIHOODS),
     "optimizer": ("adam", "sgd"),
     "latent_optimizer": ("adam", "sgd"),
+}
+
+# The allowed ranges of the numeric settings (those of the estimators' parameters).
+_RANGES = {
+    "learning_rate": Interval(numbers.Real, 0, None, closed="neither"),
+    "weight_decay": Interval(numbers.Real, 0, None, closed="left"),
+    "latent_learning_rate": Interval(numbers.Real, 0, None, closed="neither"),
+    "latent_momentum": Interval(numbers.Real, 0, 1, closed="left"),
+    "latent_l2": Interval(numbers.Real, 0, None, closed="left"),
+    "max_iter": IntegerInterval(1, None, closed="left"),
+    "batch_size": IntegerInterval(1, None, closed="left"),
 }
 
 
@@ -159,8 +172,9 @@ class ConvDecoderSpec:
     ValueError
         If a layer is malformed, the layers do not produce ``image_shape``
         (the message traces the shape through every layer), the latent shape
-        does not match ``n_components``, or ``defaults`` has an unknown key or
-        an unknown loss or optimiser name.
+        does not match ``n_components``, or ``defaults`` has an unknown key,
+        an unknown loss or optimiser name, or a number out of its range
+        (e.g. ``max_iter=0``).
 
     See Also
     --------
@@ -259,6 +273,12 @@ def _check_defaults(defaults):
             raise ValueError(
                 f"defaults[{name!r}] must be one of {choices}, got {defaults[name]!r}."
             )
+    for name, constraint in _RANGES.items():
+        if name not in defaults:
+            continue
+        value = defaults[name]
+        if isinstance(value, (bool, np.bool_)) or not constraint.is_satisfied_by(value):
+            raise ValueError(f"defaults[{name!r}] must be {constraint}, got {value!r}.")
     return _ReadOnlyDict(defaults)
 
 
