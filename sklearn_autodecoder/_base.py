@@ -388,6 +388,7 @@ class BaseRepresentationEstimator(
         check_callbacks(self.callbacks)
         settings = self._settings()
         warm = (self.warm_start or partial) and hasattr(self, "decoder_")
+        previous_width = getattr(self, "n_features_in_", None)
         # The training's own likelihood object (trainable parameters continue on a warm start).
         likelihood = self._likelihood() if warm else self._make_likelihood(settings["loss"])
         settings["loss"] = likelihood
@@ -405,6 +406,11 @@ class BaseRepresentationEstimator(
         # A Checkpoint callback resumes an interrupted fit, with its seed (see _checkpoint).
         seed = resume_from_checkpoint(self, data, seed, partial)
         generator = torch.Generator().manual_seed(seed)
+        if warm and previous_width != data.n_features:
+            raise ValueError(
+                f"warm_start=True continues the fitted decoder, which produces {previous_width} "
+                f"features; X has {data.n_features}. Set warm_start=False to fit a new model."
+            )
         if warm and self.n_components_ != settings["n_components"]:
             raise ValueError(
                 "warm_start=True needs the same n_components as the previous fit "
@@ -453,9 +459,12 @@ class BaseRepresentationEstimator(
                 likelihood.to(data.device),
             )
             net = self._make_net(model, representation, settings, data, generator, early_stopping, partial)
+            if partial:  # the divergence check's reference: the first call's start
+                net.reference_loss_ = self.__dict__.get("_reference_loss_")
             net.fit((train_data, None if valid is None else data.take(valid)))
             if not partial:
                 self._warn_unconverged(net, settings)
+            self._warn_worse_than_start(net, data.n_features)
             if self._kept_start(net, representation, prior, valid, warm):
                 # Early stopping kept the start, PCA of the training rows: the
                 # same start computed on every row is the better model.
@@ -470,6 +479,10 @@ class BaseRepresentationEstimator(
             self.likelihood_ = likelihood.eval()
             self.settings_ = {**settings, "loss": likelihood.name}
             self._record_history(net.history, warm)
+            if partial:
+                self._reference_loss_ = net.start_loss_
+            else:
+                self.__dict__.pop("_reference_loss_", None)
             for name, value in loads.items():
                 setattr(self, name, value)
             # A fresh generator for what is fitted after the loop.
@@ -591,6 +604,31 @@ class BaseRepresentationEstimator(
                 "increase max_iter."
             )
         warn(message, ConvergenceWarning)
+
+    def _warn_worse_than_start(self, net, n_features):
+        """ConvergenceWarning when the fitted state has a higher training loss than the start.
+
+        Steps far too large do not always blow the loss up (the divergence
+        error): bounded outputs (a sigmoid) saturate, and the loss settles
+        above where training began. Compared as the divergence check is,
+        with a threshold of one start (or 1% of a unit per feature), and only
+        when the last epoch's state is the one kept (early stopping may have
+        restored an earlier one).
+        """
+        start = getattr(net, "start_loss_", None)
+        if start is None or not len(net.history):
+            return
+        stopping = dict(net.callbacks_).get("early_stopping")
+        if stopping is not None and stopping.best_epoch_ != len(net.history):
+            return
+        final = net.history[-1].get("train_loss")
+        if final is not None and final > start + max(abs(start), 0.01 * n_features):
+            warn(
+                f"Training ended with a higher loss ({final:.4g}) than it started with "
+                f"({start:.4g}): the steps are too large for this model and data. Lower "
+                "learning_rate (an auto-decoder's latent_learning_rate too) or rescale the data.",
+                ConvergenceWarning,
+            )
 
     def _threads(self):
         """Context limiting torch (and BLAS) threads for the estimator's own work.

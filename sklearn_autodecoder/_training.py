@@ -239,7 +239,9 @@ class RepresentationNet(NeuralNet):
         if not self.initialized_:
             self.initialize()
         # The divergence check's reference: the first training batch's loss, before any step.
-        self.start_loss_ = None
+        # (partial_fit: the first call's, kept by the estimator; a chunk whose
+        # start is already blown up must not become the reference.)
+        self.start_loss_ = self.__dict__.get("reference_loss_")
         self.n_features_ = X[0].n_features if isinstance(X, tuple) else None
         with user_interrupts() as interrupted:
             self.notify("on_train_begin", X=X, y=y)

@@ -12,6 +12,7 @@ from skorch.callbacks import Callback, EarlyStopping
 from sklearn.exceptions import ConvergenceWarning
 
 from sklearn_autodecoder import AutoDecoder, AutoEncoder, ConvAutoDecoder
+from sklearn_autodecoder.presets import ConvDecoderSpec
 from sklearn_autodecoder._training import HeldOutEarlyStopping, StopTraining, TrainingConvergence
 
 CPU = dict(device="cpu", random_state=0)
@@ -241,6 +242,37 @@ def test_diverging_partial_fit_leaves_the_model(X):
     with pytest.raises(FloatingPointError):
         model.partial_fit(X)
     model.set_params(learning_rate=1e-3, optimizer="adam")
+    _check_untouched(model, X, before, Z)
+
+
+def test_partial_fit_divergence_is_measured_from_the_first_call():
+    # The first call blows the weights up near its end; each later call's own start
+    # was already huge, so only the first call's start tells that they diverged.
+    X = np.random.RandomState(0).rand(200, 16)
+    model = AutoDecoder(n_components=2, learning_rate=1e6, **CPU).partial_fit(X[:50])
+    with pytest.raises(FloatingPointError, match="diverged"):
+        for start in range(50, 200, 50):
+            model.partial_fit(X[start : start + 50])
+
+
+def test_a_saturated_divergence_warns(X):
+    # A sigmoid output bounds the loss: steps far too large leave it above its start, finite.
+    X = np.random.RandomState(0).rand(200, 16)
+    spec = ConvDecoderSpec(image_shape=(1, 4, 4), n_components=3, linear_head=(4, 2, 2),
+                           layers=((1, 4, 2, 1),), defaults=dict(loss="mse", max_iter=5, batch_size=32))
+    with pytest.warns(ConvergenceWarning, match="higher loss .* than it started"):
+        ConvAutoDecoder(spec, learning_rate=1e6, **CPU).fit(X)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        ConvAutoDecoder(spec, learning_rate=1e-3, **CPU).fit(X)
+    assert not [w for w in caught if "than it started" in str(w.message)]
+
+
+def test_a_warm_refit_on_wider_data_is_refused(X):
+    model = AutoDecoder(n_components=2, max_iter=3, warm_start=True, **CPU).fit(X)
+    before, Z = _state(model), model.transform(X)
+    with pytest.raises(ValueError, match="produces 10 features; X has 13"):
+        model.fit(np.hstack([X, X[:, :3]]))
     _check_untouched(model, X, before, Z)
 
 
