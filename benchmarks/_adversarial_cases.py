@@ -684,14 +684,20 @@ def save_threads_case(n_threads, trials):
                 ok, why = loadable_as_one_of(path, models)
                 bad_files += not ok
                 left += leftovers(folder, {"model.zip"})
-        if bad_files:
-            return LOSS, f"{bad_files} of {trials} final files do not load ({why})"
-        if thread_errors:
-            return CRASH, f"{thread_errors} saves or loads raised: {errors[0]}"
-        if left:
-            return SILENT, f"temporary files left: {left[:3]}"
-        return OK, f"{trials} x {n_threads} concurrent saves: every file loads"
+        return _saves_verdict(bad_files, trials, why, thread_errors and f"{thread_errors} saves or loads raised: "
+                              f"{errors[0]}", left, f"{trials} x {n_threads} concurrent saves: every file loads")
     return run
+
+
+def _saves_verdict(bad_files, trials, why, failure, left, success):
+    """Outcome of concurrent saves: a final file that does not load, a failing save, leftovers, or ok."""
+    if bad_files:
+        return LOSS, f"{bad_files} of {trials} final files do not load ({why})"
+    if failure:
+        return CRASH, failure
+    if left:
+        return SILENT, f"temporary files left: {left[:3]}"
+    return OK, success
 
 
 def _save_child(model, path, barrier):
@@ -726,13 +732,9 @@ def save_processes_case(n_processes, trials):
                 ok, why = loadable_as_one_of(path, models)
                 bad_files += not ok
                 left += leftovers(folder, {"model.zip"})
-        if bad_files:
-            return LOSS, f"{bad_files} of {trials} final files do not load ({why})"
-        if failures:
-            return CRASH, f"{failures} of {trials * n_processes} save-then-load processes failed"
-        if left:
-            return SILENT, f"temporary files left: {left[:3]}"
-        return OK, f"{trials} x {n_processes} concurrent process saves: every file loads"
+        return _saves_verdict(bad_files, trials, why, failures and f"{failures} of {trials * n_processes} "
+                              "save-then-load processes failed", left,
+                              f"{trials} x {n_processes} concurrent process saves: every file loads")
     return run
 
 

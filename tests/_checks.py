@@ -1,5 +1,7 @@
 """Shared set-up for running scikit-learn's checks on the conv estimators."""
 
+from skorch.callbacks import Callback
+
 from sklearn_autodecoder import ConvAutoDecoder, ConvAutoEncoder
 from sklearn_autodecoder.presets import ConvDecoderSpec
 
@@ -152,3 +154,14 @@ def ppca_log_likelihood(X, weight, bias, noise_variance):
     observed = ~np.isnan(X)
     psi = _as_psi(noise_variance, X.shape[1])
     return _posterior(np.where(observed, X - bias, 0.0), observed, weight, psi)[2]
+
+
+class Crash(Callback):
+    """Raise at the end of epoch ``at``, as a crash would end the process there."""
+
+    def __init__(self, at):
+        self.at = at
+
+    def on_epoch_end(self, net, **kwargs):
+        if len(net.history) == self.at:
+            raise RuntimeError("simulated crash")

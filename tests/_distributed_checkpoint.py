@@ -16,8 +16,8 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.distributed as dist
-from skorch.callbacks import Callback
 
+from _checks import Crash
 from sklearn_autodecoder import AutoDecoder, Checkpoint
 
 BASE = dict(n_components=3, hidden_layer_sizes=(16,), learning_rate=1e-2, max_iter=8, batch_size=64,
@@ -29,15 +29,6 @@ CASES = [
                          inference_method="adam"), 5),
     ("301_gmm", 301, dict(BASE, early_stopping=False, latent_prior="gmm", n_prior_components=2), 3),
 ]
-
-
-class Crash(Callback):
-    def __init__(self, at):
-        self.at = at
-
-    def on_epoch_end(self, net, **kwargs):
-        if len(net.history) == self.at:
-            raise RuntimeError("simulated crash")
 
 
 def main(data_path, out_dir):

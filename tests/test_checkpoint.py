@@ -19,6 +19,7 @@ import pytest
 import torch
 from skorch.callbacks import Callback
 
+from _checks import Crash
 from sklearn_autodecoder import (
     AutoDecoder,
     AutoEncoder,
@@ -55,17 +56,6 @@ CASES = [
                                       early_stopping=True, device="cpu", random_state=0), "table"),
     ("conv", ConvAutoDecoder, dict(preset=CONV_SPEC, inference_max_iter=10, device="cpu", random_state=0), "images"),
 ]
-
-
-class Crash(Callback):
-    """Raise at the end of epoch ``at``, as a crash would end the process there."""
-
-    def __init__(self, at):
-        self.at = at
-
-    def on_epoch_end(self, net, **kwargs):
-        if len(net.history) == self.at:
-            raise RuntimeError("simulated crash")
 
 
 class CountEpochs(Callback):
