@@ -23,11 +23,11 @@ import numpy as np
 from scipy.linalg import subspace_angles
 from sklearn.decomposition import PCA
 
-from _common import parser, save, setup, table
+from _common import REPO, parser, save, setup, table
 from sklearn_autodecoder import AutoDecoder, AutoEncoder
 from sklearn_autodecoder.datasets import load_mnist
 
-DATA = "/work/shared/data/mnist10k"
+DATA = REPO.parent / "shared" / "data" / "mnist10k"  # ../shared beside the repository
 
 
 def low_rank(n_samples, n_features, rank, noise, rng):

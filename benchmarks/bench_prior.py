@@ -86,7 +86,7 @@ import warnings
 
 import numpy as np
 import torch
-from _common import RESULTS, table
+from _common import REPO, RESULTS, table
 from sklearn.cluster import KMeans
 from sklearn.datasets import load_digits
 from sklearn.decomposition import PCA
@@ -100,7 +100,7 @@ from _images import IMAGE_SETS, load_images
 from sklearn_autodecoder import AutoDecoder, ConvAutoDecoder
 from sklearn_autodecoder.datasets import load_mnist
 
-DATA = "/work/shared/data/mnist10k"
+DATA = REPO.parent / "shared" / "data" / "mnist10k"  # ../shared beside the repository
 N_TRAIN = 8000
 SETTINGS = dict(
     n_components=20,

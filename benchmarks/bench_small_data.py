@@ -26,11 +26,11 @@ import time
 
 import torch
 
-from _common import parser, save, setup, table
+from _common import REPO, parser, save, setup, table
 from sklearn_autodecoder import ConvAutoDecoder, ConvAutoEncoder
 from sklearn_autodecoder.datasets import load_mnist
 
-DATA = "/work/shared/data/mnist10k"
+DATA = REPO.parent / "shared" / "data" / "mnist10k"  # ../shared beside the repository
 # Per-pixel test BCE from Schuster & Krogh (2021): (auto-decoder, autoencoder).
 PAPER = {500: (0.103, 0.152), 2000: (0.089, 0.106), 5000: (0.083, 0.093), 15000: (0.082, 0.084)}
 BATCH = 128  # the preset's
