@@ -58,7 +58,7 @@ from ._losses import decoded_losses
 from ._tensors import tensors_in, tensors_in_out
 from ._warnings import warn
 from ._threads import forward_flops, resolve_n_threads, torch_threads
-from ._training import RepresentationNet, make_callbacks, needs_validation
+from ._training import RepresentationNet, above_start, make_callbacks, needs_validation
 from .nn import RepresentationModel
 
 # Samples decoded (or encoded) together when no inference batch size applies.
@@ -622,7 +622,7 @@ class BaseRepresentationEstimator(
         if stopping is not None and stopping.best_epoch_ != len(net.history):
             return
         final = net.history[-1].get("train_loss")
-        if final is not None and final > start + max(abs(start), 0.01 * n_features):
+        if final is not None and above_start(final, start, n_features, 1.0, unit=0.01):
             warn(
                 f"Training ended with a higher loss ({final:.4g}) than it started with "
                 f"({start:.4g}): the steps are too large for this model and data. Lower "

@@ -140,6 +140,16 @@ def user_interrupts():
         signal.signal(signal.SIGINT, previous)
 
 
+def above_start(value, start, n_features, factor, unit=1.0):
+    """Whether a loss ``value`` exceeds ``start`` by ``factor`` times max(|start|, ``unit`` per feature).
+
+    Losses can be negative (a likelihood's normaliser) or near zero (a
+    start that fits already): the floor of ``unit`` per feature keeps the
+    margin meaningful there.
+    """
+    return value > start + factor * max(abs(start), unit * n_features)
+
+
 class StopOnNonFinite(Callback):
     """Stop training with a clear error when an epoch's loss is not finite or has blown up.
 
@@ -165,7 +175,7 @@ class StopOnNonFinite(Callback):
         value = net.history[-1].get("train_loss")
         if start is None or n_features is None or value is None:
             return
-        if value > start + DIVERGENCE_FACTOR * max(abs(start), n_features):
+        if above_start(value, start, n_features, DIVERGENCE_FACTOR):
             raise FloatingPointError(
                 f"Training diverged: the train loss grew from {start:.4g} at the start to "
                 f"{value:.4g} in epoch {len(net.history)}: the steps are too large for this model "
