@@ -45,3 +45,12 @@ def save(fig, name, rows=None):
 
         pd.DataFrame(rows).to_csv(RESULTS / f"{name}.csv", index=False)
     print(f"saved {os.path.relpath(path, REPO)}")
+
+
+def proc_status(key):
+    """A memory field of /proc/self/status (``VmRSS``, ``VmHWM``...) in bytes (Linux)."""
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(key + ":"):
+                return int(line.split()[1]) * 1024
+    raise KeyError(key)

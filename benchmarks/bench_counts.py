@@ -49,7 +49,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import parser, setup, table  # noqa: E402
+from _common import parser, proc_status, setup, table  # noqa: E402
 
 MIB = 2**20
 STAGES = ("fit", "transform", "score")
@@ -125,14 +125,6 @@ def quality_rows(n_cells, args):
 # ---- memory of the sparse path, one process per stage --------------------------------
 
 
-def _status(key):
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith(key + ":"):
-                return int(line.split()[1]) * 1024
-    raise KeyError(key)
-
-
 def random_counts(n, d, density, seed):
     """A CSR matrix of counts (1 + Poisson(1) at random positions), built in row chunks."""
     import scipy.sparse as sp
@@ -170,7 +162,7 @@ def run_stage(args):
             model = pickle.load(f)
     with open("/proc/self/clear_refs", "w") as f:
         f.write("5")  # reset the peak RSS to the current RSS
-    base = _status("VmRSS")
+    base = proc_status("VmRSS")
     start = time.perf_counter()
     out_bytes = 0
     with warnings.catch_warnings():
@@ -183,7 +175,7 @@ def run_stage(args):
             model.score(X)
     seconds = time.perf_counter() - start
     stored = X.data.nbytes + X.indices.nbytes + X.indptr.nbytes
-    print(json.dumps({"peak": _status("VmHWM") - base, "seconds": seconds, "out": out_bytes, "csr": stored}))
+    print(json.dumps({"peak": proc_status("VmHWM") - base, "seconds": seconds, "out": out_bytes, "csr": stored}))
 
 
 def memory_rows(args, directory):

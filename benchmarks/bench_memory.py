@@ -29,18 +29,10 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import RESULTS, parser, save, setup, table  # noqa: E402
+from _common import RESULTS, parser, proc_status, save, setup, table  # noqa: E402
 
 MIB = 2**20
 STAGES = ("fit", "transform", "score", "inverse_transform")
-
-
-def _status(key):
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith(key + ":"):
-                return int(line.split()[1]) * 1024
-    raise KeyError(key)
 
 
 def run_stage(args):
@@ -61,7 +53,7 @@ def run_stage(args):
         Z = np.zeros((n, model.n_components_), dtype=np.float32) if args.stage == "inverse_transform" else None
     with open("/proc/self/clear_refs", "w") as f:
         f.write("5")  # reset the peak RSS to the current RSS
-    base = _status("VmRSS")
+    base = proc_status("VmRSS")
     start = time.perf_counter()
     out_bytes = 0
     if args.stage == "fit":
@@ -73,7 +65,7 @@ def run_stage(args):
     else:
         out_bytes = model.inverse_transform(Z).nbytes
     seconds = time.perf_counter() - start
-    print(json.dumps({"peak": _status("VmHWM") - base, "seconds": seconds, "out": out_bytes}))
+    print(json.dumps({"peak": proc_status("VmHWM") - base, "seconds": seconds, "out": out_bytes}))
 
 
 def _params():
