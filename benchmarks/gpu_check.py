@@ -7,7 +7,8 @@ for the mixture) at float32, bfloat16, float16 and with ``compile=True``; a
 memmap streamed from pinned memory; a fit resumed from its ``Checkpoint``
 (float16: the gradient scaler's state); pickle and ``save`` on the GPU, loaded
 in a subprocess with ``CUDA_VISIBLE_DEVICES=""``; a 2-rank ``torchrun``
-with gloo on ``cuda:0``, and a 1-rank NCCL run. A failure is reported and
+with gloo on ``cuda:0`` (the mixture prior, and a decoder with batch norm),
+and a 1-rank NCCL run. A failure is reported and
 the next check runs.
 
 Without a CUDA GPU it says so and exits 0. ``--device cpu`` runs the
@@ -33,6 +34,7 @@ import numpy as np
 import torch
 
 REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))  # this checkout's package, installed or not
 # Each subprocess check has this long (the whole script stays under 5 minutes).
 SUBPROCESS_TIMEOUT = 90
 
@@ -127,7 +129,9 @@ def checkpoint_paths(device, precision):
 def run(cmd, env):
     result = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=SUBPROCESS_TIMEOUT)
     if result.returncode != 0:
-        raise RuntimeError(result.stderr.strip().splitlines()[-1] if result.stderr.strip() else "failed")
+        # The ranks' own error lines (torchrun ends with a banner of its own).
+        lines = [line for line in result.stderr.splitlines() if "Error" in line and "ChildFailedError" not in line]
+        raise RuntimeError(lines[-1].strip() if lines else "failed")
     return result.stdout
 
 
@@ -138,7 +142,7 @@ def torchrun(nproc, backend, device):
 
 
 def worker(backend, device):
-    """A torchrun rank: a data-parallel fit; every rank must end with rank 0's decoder."""
+    """A torchrun rank: data-parallel fits; every rank must end with rank 0's decoder."""
     import torch.distributed as dist
 
     from sklearn_autodecoder import AutoDecoder
@@ -149,12 +153,25 @@ def worker(backend, device):
     model = AutoDecoder(n_components=3, hidden_layer_sizes=(16,), max_iter=3, batch_size=64, latent_prior="gmm",
                         n_prior_components=2, early_stopping=True, inference_max_iter=5, device=device,
                         random_state=0).fit(X)
-    weights = torch.cat([p.detach().reshape(-1) for p in model.decoder_.parameters()]).to(device)
-    reference = weights.clone()
-    dist.broadcast(reference, src=0)  # nccl takes the CUDA tensor, gloo a CUDA one through its CUDA support
-    assert torch.equal(weights, reference), "ranks ended with different decoders"
+    _same_on_every_rank(model.decoder_, device)
     assert np.isfinite(model.transform(X[:8])).all()
+    # A decoder with batch norm: normalised over the global batch (collectives inside forward
+    # and backward), so weights and running statistics agree on every rank.
+    decoder = torch.nn.Sequential(torch.nn.Linear(3, 16), torch.nn.BatchNorm1d(16), torch.nn.ReLU(),
+                                  torch.nn.Linear(16, 16))
+    model = AutoDecoder(decoder=decoder, n_components=3, max_iter=2, batch_size=64, inference_max_iter=5, device=device,
+                        random_state=0).fit(X)
+    _same_on_every_rank(model.decoder_, device)
     dist.destroy_process_group()
+
+
+def _same_on_every_rank(module, device):
+    import torch.distributed as dist
+
+    state = torch.cat([v.detach().double().reshape(-1) for v in module.state_dict().values()]).to(device)
+    reference = state.clone()
+    dist.broadcast(reference, src=0)  # nccl takes the CUDA tensor, gloo a CUDA one through its CUDA support
+    assert torch.equal(state, reference), "ranks ended with different decoders"
 
 
 def checks(device):

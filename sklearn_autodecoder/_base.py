@@ -51,6 +51,7 @@ from ._devices import (
 from ._inference import frozen
 from ._persistence import SaveMixin, runnable_device
 from ._random import local_random_draws
+from ._sync_batchnorm import global_batch_norm
 from ._priors import LATENT_PRIORS, GaussianPrior, combine_priors
 from ._load import LowLoadWarning, decoder_load, n_free_parameters
 from ._likelihoods import LIKELIHOODS, Likelihood, get_likelihood, wrap_keeping_logits
@@ -461,7 +462,9 @@ class BaseRepresentationEstimator(
             net = self._make_net(model, representation, settings, data, generator, early_stopping, partial)
             if partial:  # the divergence check's reference: the first call's start
                 net.reference_loss_ = self.__dict__.get("_reference_loss_")
-            net.fit((train_data, None if valid is None else data.take(valid)))
+            # Under torchrun, batch-norm layers normalise over the global batch (as one process).
+            with global_batch_norm(decoder, module):
+                net.fit((train_data, None if valid is None else data.take(valid)))
             if not partial:
                 self._warn_unconverged(net, settings)
             self._warn_worse_than_start(net, data.n_features)

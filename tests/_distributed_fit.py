@@ -29,9 +29,22 @@ CASES = [
     ("301_gmm_es", 301, dict(SHORT, latent_prior="gmm", n_prior_components=2, early_stopping=True,
                              validation_fraction=0.1)),
     ("257_es", 257, dict(SHORT, early_stopping=True, validation_fraction=0.1)),
+    # A decoder with batch norm: the ranks normalise over the global batch, as one process.
+    ("301_batchnorm", 301, dict(SHORT, decoder="batchnorm")),
     # One training row for two ranks (and one held-out row): rank 1 owns none.
     ("2_es", 2, dict(SHORT, batch_size=4, early_stopping=True, validation_fraction=0.5)),
 ]
+
+
+def estimator(params):
+    """The case's estimator; ``decoder="batchnorm"`` stands for a decoder with a BatchNorm1d."""
+    if params.get("decoder") == "batchnorm":
+        with torch.random.fork_rng():  # the same weights in every process, global RNG untouched
+            torch.manual_seed(0)
+            decoder = torch.nn.Sequential(torch.nn.Linear(3, 16), torch.nn.BatchNorm1d(16), torch.nn.ReLU(),
+                                          torch.nn.Linear(16, 20))
+        params = dict(params, decoder=decoder)
+    return AutoDecoder(**params)
 
 
 def main(data_path, out_dir):
@@ -41,7 +54,7 @@ def main(data_path, out_dir):
     out = Path(out_dir)
     for name, n_rows, params in CASES:
         X_train, X_test = X[:n_rows], X[300:]
-        ad = AutoDecoder(**params).fit(X_train)
+        ad = estimator(params).fit(X_train)
         np.save(out / f"{name}_embedding_{rank}.npy", ad.embedding_)
         torch.save(ad.decoder_.state_dict(), out / f"{name}_decoder_{rank}.pt")
         prior = getattr(ad, "prior_", None)

@@ -22,7 +22,7 @@ from sklearn_autodecoder import _distributed as distributed
 SCRIPT = Path(__file__).with_name("_distributed_fit.py")
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(SCRIPT.parent))
-from _distributed_fit import CASES, PARAMS  # noqa: E402
+from _distributed_fit import CASES, PARAMS, estimator  # noqa: E402
 
 NAMES = [name for name, _, _ in CASES]
 
@@ -80,7 +80,7 @@ def test_two_processes_follow_one(two_ranks, data, name, n_rows, params):
     # batch_size is the global batch: two ranks take the steps of one process, so the
     # fits agree up to the order of floating-point sums.
     X = data[1]
-    ad = AutoDecoder(**params).fit(X[:n_rows])
+    ad = estimator(params).fit(X[:n_rows])
     result = json.loads((two_ranks / f"{name}_result_0.json").read_text())
     assert result["n_iter"] == ad.n_iter_
     np.testing.assert_allclose(result["loss_curve"], ad.loss_curve_, rtol=1e-4)
