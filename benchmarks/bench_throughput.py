@@ -5,7 +5,8 @@ on the pixels), precision and device: images/s of a training epoch of
 ``ConvAutoDecoder.fit`` (the best epoch after the first, from the history),
 of the same decoder, latent table and optimisers in a bare torch loop on the
 same device and batches (the ratio is the estimator's overhead), and of
-``transform`` (per inference step), with the peak device memory on CUDA.
+``transform`` (per inference step; latent inference runs in float32 whatever
+the precision), with the peak device memory on CUDA.
 On a GPU it also projects the seed workload (the STL-10 preset, 100,000
 images x 400 epochs) and the model FLOP utilisation (MFU) against the peak of
 the precision's math (``PEAK_TFLOPS``, dense, labelled in the table).
@@ -177,7 +178,7 @@ def main():
                 row = {
                     "device": name, "preset": preset, "precision": precision, "batch": batch_size,
                     "fit img/s": fit_rate, "bare img/s": len(X) / bare, "estimator / bare": est / bare,
-                    "transform decoder rows/s": transform_rate(model, X[: min(len(X), 2048)], args.steps),
+                    "transform decoder rows/s (float32)": transform_rate(model, X[: min(len(X), 2048)], args.steps),
                     "GFLOP/img (fwd+bwd)": flops / 1e9,
                     "device MiB": memory,
                     "100k x 400 epochs, h": 100_000 * 400 / fit_rate / 3600,

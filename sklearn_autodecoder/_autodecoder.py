@@ -32,7 +32,6 @@ from ._base import (
 )
 from ._compat import Interval, StrOptions
 from ._data import map_rows, output_dtype
-from ._devices import autocast
 from ._inference import METHODS, decode_in_chunks, infer_latents
 from ._laplace import LaplaceMixin
 from ._prior_api import PriorMixin
@@ -220,9 +219,8 @@ class BaseAutoDecoder(
         if self.init == "encoder":
             self._fit_encoder(data.take(train), generator)
         if valid is not None:
-            with autocast(self.precision, self.device_):
-                # Each rank infers its share of the held-out rows.
-                inferred = self._latents_of(data.take(distributed.shard(valid)), self._decoder_for(data.dtype))
+            # Each rank infers its share of the held-out rows.
+            inferred = self._latents_of(data.take(distributed.shard(valid)), self._decoder_for(data.dtype))
             valid, inferred = distributed.all_gather_rows(distributed.shard(valid), torch.from_numpy(inferred))
             embedding = np.empty((len(train) + len(valid), self.n_components_), dtype=dtype)
             embedding[train] = latents
@@ -604,11 +602,14 @@ class AutoDecoder(MLPDecoderMixin, BaseAutoDecoder):
         then the CPU; the choice is stored in ``device_``.
 
     precision : {"float32", "bfloat16", "float16"}, default="float32"
-        Precision of the networks' forward passes in fit and transform
-        (``torch.autocast``): only matrix products and convolutions run in the
-        lower precision, while parameters, optimiser states and losses stay
-        float32. "bfloat16" runs on CPUs and recent GPUs; "float16" needs CUDA
-        and adds a gradient scaler.
+        Precision of the networks' forward passes in fit and
+        ``inverse_transform`` (``torch.autocast``): only matrix products and
+        convolutions run in the lower precision, while parameters, optimiser
+        states and losses stay float32. The latent inference of ``transform``
+        and ``score`` always runs in float32: its convergence tests compare
+        losses at a resolution that bfloat16 products lack. "bfloat16" runs
+        on CPUs and recent GPUs; "float16" needs CUDA and adds a gradient
+        scaler.
 
     compile : bool, default=False
         Train through ``torch.compile`` of the networks (the fitted modules

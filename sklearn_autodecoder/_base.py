@@ -754,7 +754,7 @@ class BaseRepresentationEstimator(
         """
         check_is_fitted(self)
         data = self._rows(X, reset=False)
-        with self._threads(), autocast(self.precision, self.device_):
+        with self._threads():  # latent inference runs in float32 (see infer_latents)
             return self._latents_of(data, self._decoder_for(data.dtype))
 
     @tensors_in_out
@@ -829,10 +829,11 @@ class BaseRepresentationEstimator(
         data = self._rows(X, reset=False)
         decoder = self._decoder_for(data.dtype)
         likelihood = self._module_for(self._likelihood(), data.dtype)
-        with self._threads(), autocast(self.precision, self.device_):
+        # Inference and the loss in float32, whatever the precision: a score is compared.
+        with self._threads():
             Z = self._latents_of(data, decoder)
         total, n_observed = 0.0, 0
-        with self._threads(), torch.no_grad(), frozen(decoder), autocast(self.precision, self.device_):
+        with self._threads(), torch.no_grad(), frozen(decoder):
             for rows, x, mask in data.batches(slices(len(data), self._transform_batch_size())):
                 z = torch.as_tensor(Z[rows], dtype=data.dtype, device=data.device)
                 total += float(decoded_losses(decoder, z, x, likelihood, mask).sum())

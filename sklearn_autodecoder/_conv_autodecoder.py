@@ -212,11 +212,14 @@ class ConvAutoDecoder(ConvDecoderMixin, BaseAutoDecoder):
         then the CPU; the choice is stored in ``device_``.
 
     precision : {"float32", "bfloat16", "float16"}, default="float32"
-        Precision of the networks' forward passes in fit and transform
-        (``torch.autocast``): only matrix products and convolutions run in the
-        lower precision, while parameters, optimiser states and losses stay
-        float32. "bfloat16" runs on CPUs and recent GPUs; "float16" needs CUDA
-        and adds a gradient scaler.
+        Precision of the networks' forward passes in fit and
+        ``inverse_transform`` (``torch.autocast``): only matrix products and
+        convolutions run in the lower precision, while parameters, optimiser
+        states and losses stay float32. The latent inference of ``transform``
+        and ``score`` always runs in float32: its convergence tests compare
+        losses at a resolution that bfloat16 products lack. "bfloat16" runs
+        on CPUs and recent GPUs; "float16" needs CUDA and adds a gradient
+        scaler.
 
     compile : bool, default=False
         Train through ``torch.compile`` of the networks (the fitted modules

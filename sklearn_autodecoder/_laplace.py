@@ -28,7 +28,6 @@ import torch
 
 from ._compat import check_is_fitted
 from ._data import slices
-from ._devices import autocast
 from ._inference import data_gauss_newton, frozen, infer_latents, penalty_terms
 from ._likelihoods import get_likelihood
 
@@ -160,7 +159,7 @@ class LaplaceMixin:
         check_is_fitted(self)
         data = self._rows(X, reset=False)
         decoder = self._decoder_for(data.dtype)
-        with self._threads(), autocast(self.precision, self.device_):
+        with self._threads():
             Z = self._latents_of(data, decoder)
         neg_log_prior = self._neg_log_prior(data.dtype, data.device)
         variance = getattr(self, "noise_variance_", None)

@@ -65,6 +65,7 @@ PARAMETER_DIFFERENCES = {
     "warm_start": (BY_FAMILY, "an auto-decoder also starts the new samples' latents"),
     "random_state": (BY_FAMILY, "it seeds training latents vs. an encoder"),
     "verbose": (BY_FAMILY, "only the auto-decoders run (and report) inference"),
+    "precision": (BY_FAMILY, "only the auto-decoders infer latents, in float32"),
 }
 ATTRIBUTE_DIFFERENCES = {
     "encoder_": (BY_FAMILY, "the amortised start of init='encoder' vs. the representation"),

@@ -1,5 +1,6 @@
 """Mixed precision: bfloat16 autocast on the CPU, float16 refused there."""
 
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -88,3 +89,19 @@ def test_conv_decoders_go_channels_last_on_cuda_only():
     assert not conv.weight.is_contiguous(memory_format=torch.channels_last)
     prefer_channels_last(decoder, torch.device("cuda"))  # only the decision needs CUDA
     assert conv.weight.is_contiguous(memory_format=torch.channels_last)
+
+
+def test_inference_runs_in_float32_whatever_the_precision(mnist):
+    # Latent inference compares losses at float32 resolution: under bfloat16
+    # autocast about half the rows wandered on rounding noise to inference_max_iter
+    # (a ConvergenceWarning) at 3x the iterations. transform and score ignore the
+    # precision; the fit's training passes keep it.
+    X_train, X_test = mnist
+    model = AutoDecoder(n_components=16, hidden_layer_sizes=(128,), loss="bce", max_iter=3, **CPU).fit(X_train)
+    Z = model.transform(X_test)
+    score = model.score(X_test)
+    model.set_params(precision="bfloat16")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        np.testing.assert_array_equal(model.transform(X_test), Z)
+        assert model.score(X_test) == score
