@@ -21,7 +21,6 @@ import functools
 from contextlib import contextmanager
 
 import torch
-from torch import distributed as dist
 from torch.distributed.nn import functional as dist_functional
 from torch.nn.modules.batchnorm import _BatchNorm
 
