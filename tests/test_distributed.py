@@ -16,7 +16,6 @@ import numpy as np
 import pytest
 import torch
 
-from sklearn_autodecoder import AutoDecoder
 from sklearn_autodecoder import _distributed as distributed
 
 SCRIPT = Path(__file__).with_name("_distributed_fit.py")
