@@ -18,7 +18,6 @@ import struct
 import subprocess
 import sys
 import tempfile
-import textwrap
 import threading
 import warnings
 import zipfile
