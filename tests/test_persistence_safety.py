@@ -21,7 +21,6 @@ import tempfile
 import threading
 import warnings
 import zipfile
-import zlib
 from pathlib import Path
 
 import numpy as np
