@@ -383,7 +383,8 @@ def _lbfgs_chunk(problem, z0, *, max_iter, learning_rate, tol):
     largest coordinate moving by ``learning_rate``. A row has converged when
     its quasi-Newton step, taken in full, was predicted to gain less than
     ``tol`` of its loss (``-g.d / 2``: exact for a quadratic), or when no step
-    along a descent direction beats the loss's rounding.
+    along a descent direction beats the loss's rounding (none accepted, or,
+    with a small predicted gain, the accepted one gained nothing above it).
     """
     n, m = z0.shape
     z = z0.clone()
@@ -411,6 +412,10 @@ def _lbfgs_chunk(problem, z0, *, max_iter, learning_rate, tol):
         (new_z, new_loss, new_size, new_grad), unit, accepted = _line_search(
             problem, a, z[a], loss[a], size[a], d, slope
         )
+        # At the optimum to the loss's rounding, curvature pairs made of rounding
+        # noise can keep the unit step from ever being accepted: a small predicted
+        # gain and a step that gained nothing above the rounding also converge.
+        stalled = small & accepted & ~(new_loss < loss[a] - problem.noise(size[a]))
         # Keep a pair only where it has positive curvature (BFGS stays positive definite).
         s = new_z - z[a]
         y = new_grad - grad[a]
@@ -426,7 +431,7 @@ def _lbfgs_chunk(problem, z0, *, max_iter, learning_rate, tol):
             new_z[accepted], new_loss[accepted], new_size[accepted], new_grad[accepted],
         )
         n_iter[a] += 1
-        stop = (small & unit) | ~accepted | stationary
+        stop = (small & unit) | stalled | ~accepted | stationary
         # (A row whose loss is not finite stops too, unconverged.)
         converged[a[stop & torch.isfinite(loss[a])]] = True
         active = a[~stop]
