@@ -4,6 +4,7 @@ import warnings
 from numbers import Integral, Real
 
 import numpy as np
+import scipy.sparse as sp
 import torch
 from sklearn.base import BaseEstimator, OneToOneFeatureMixin, TransformerMixin, clone
 from sklearn.exceptions import ConvergenceWarning
@@ -24,6 +25,8 @@ from ._threads import resolve_n_threads, torch_threads
 # size); the scan of a noise model stops when the AIC has not improved for
 # SCAN_PATIENCE sizes in a row, and the winner is refitted more tightly.
 SCAN_TOL, SCAN_MAX_ITER, SCAN_PATIENCE = 1e-3, 100, 3
+# Sparse X: rows with a missing entry are made dense in blocks of about this many values.
+DENSE_BLOCK_VALUES = 2**22
 FINAL_TOL, FINAL_MAX_ITER = 1e-4, 500
 NOISE_MODELS = ("isotropic", "diagonal")
 
@@ -136,6 +139,25 @@ def linear_gaussian_latents(model, X):
     return torch.cat(parts).numpy().astype(X.dtype, copy=False)
 
 
+def _missing_per_feature(X):
+    """The number of missing (NaN) entries of each feature; a sparse X's are its stored NaN."""
+    if sp.issparse(X):
+        return np.bincount(X.indices[np.isnan(X.data)], minlength=X.shape[1])
+    return np.isnan(X).sum(axis=0)
+
+
+def _completion(model, X_hat, X):
+    """What fills X's missing entries: the likelihood's expectation given each row's observed
+    entries (for counts, the decoded proportions at the row's own library size)."""
+    likelihood = getattr(model, "likelihood_", None)
+    if likelihood is None:  # not one of the package's estimators: the decoding itself
+        return X_hat
+    x = torch.as_tensor(X)
+    x_hat = torch.as_tensor(X_hat, dtype=x.dtype)
+    with torch.no_grad():
+        return likelihood.completion(x_hat, x, ~torch.isnan(x)).numpy().astype(X.dtype, copy=False)
+
+
 class AutoDecoderImputer(SaveMixin, OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
     """Fill in missing values with an auto-decoder's reconstruction.
 
@@ -150,7 +172,11 @@ class AutoDecoderImputer(SaveMixin, OneToOneFeatureMixin, TransformerMixin, Base
     ----------
     estimator : AutoDecoder or ConvAutoDecoder, default=None
         The (unfitted) auto-decoder to use; it is cloned in :meth:`fit` and
-        sees X as given. For features on different scales, put a
+        sees X as given. A missing entry gets its likelihood's expectation
+        given the sample's observed entries: the decoding, or for the count
+        likelihoods (``loss="poisson"``, ``"negative_binomial"``) the decoded
+        proportion at the sample's own library size, estimated from its
+        observed counts. For features on different scales, put a
         :class:`~sklearn.preprocessing.StandardScaler` (which keeps NaN)
         before the imputer, or use ``loss="bce"`` on data in [0, 1].
 
@@ -292,10 +318,16 @@ class AutoDecoderImputer(SaveMixin, OneToOneFeatureMixin, TransformerMixin, Base
         self.keep_empty_features = keep_empty_features
 
     def _validate(self, X, reset):
-        """X as a float array with NaN for the missing entries (a copy if a sentinel was replaced)."""
+        """X as a float array with NaN for the missing entries (a copy if a sentinel was replaced).
+
+        A sparse X comes back as CSR; its missing entries are its stored NaN.
+        """
+        if sp.issparse(X):
+            self._check_sparse_input()
         if is_scalar_nan(self.missing_values):
             return validate_data(
-                self, X, reset=reset, dtype=[np.float64, np.float32], ensure_all_finite="allow-nan"
+                self, X, reset=reset, dtype=[np.float64, np.float32], ensure_all_finite="allow-nan",
+                accept_sparse="csr",
             )
         X = validate_data(self, X, reset=reset, dtype=[np.float64, np.float32], copy=True)
         X[X == self.missing_values] = np.nan
@@ -307,8 +339,11 @@ class AutoDecoderImputer(SaveMixin, OneToOneFeatureMixin, TransformerMixin, Base
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
-            Data with NaN for the missing entries.
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            Data with NaN for the missing entries. A sparse X's missing
+            entries are its stored NaN (its other entries, zeros included,
+            are observed); it needs an ``estimator`` that takes sparse input
+            (the default model centres the features).
         y : Ignored
             Not used, present for API consistency.
 
@@ -318,14 +353,14 @@ class AutoDecoderImputer(SaveMixin, OneToOneFeatureMixin, TransformerMixin, Base
             The fitted imputer.
         """
         X = self._validate(X, reset=True)
-        missing = np.isnan(X)
-        if missing.all():
+        missing_per_feature = _missing_per_feature(X)
+        if (missing_per_feature == X.shape[0]).all():
             raise ValueError(
                 f"Every entry of X (shape {X.shape}) is missing: there is nothing to learn "
                 "the imputations from."
             )
-        self.empty_features_ = missing.all(axis=0)
-        self.indicator_features_ = np.flatnonzero(missing.any(axis=0)) if self.add_indicator else None
+        self.empty_features_ = missing_per_feature == X.shape[0]
+        self.indicator_features_ = np.flatnonzero(missing_per_feature > 0) if self.add_indicator else None
         if self.estimator is None:
             self._fit_linear_gaussian(X)
         else:
@@ -397,20 +432,24 @@ class AutoDecoderImputer(SaveMixin, OneToOneFeatureMixin, TransformerMixin, Base
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
             Data with ``missing_values`` (NaN by default) for the missing
-            entries.
+            entries; a sparse X's are its stored NaN.
 
         Returns
         -------
-        X_imputed : ndarray of shape (n_samples, n_features_out)
+        X_imputed : ndarray or sparse matrix of shape (n_samples, n_features_out)
             X with its missing entries filled in, observed entries
             unchanged, in X's dtype; without the features empty in
             :meth:`fit` unless ``keep_empty_features=True``, and followed by
-            the indicator columns when ``add_indicator=True``.
+            the indicator columns when ``add_indicator=True``. CSR for a
+            sparse X: only its rows with a missing entry are made dense, a
+            block at a time.
         """
         check_is_fitted(self)
         X = self._validate(X, reset=False)
+        if sp.issparse(X):
+            return self._transform_sparse(X)
         missing = np.isnan(X)
         X_imputed = X.copy()
         if missing.any():
@@ -423,6 +462,51 @@ class AutoDecoderImputer(SaveMixin, OneToOneFeatureMixin, TransformerMixin, Base
         if self.indicator_features_ is not None:
             X_imputed = np.hstack([X_imputed, missing[:, self.indicator_features_].astype(X.dtype)])
         return X_imputed
+
+    def _check_sparse_input(self):
+        """Sparse X needs a model that sees it as it is, with NaN for its missing entries."""
+        if self.estimator is None:
+            raise ValueError(
+                "The default model of AutoDecoderImputer centres every feature, which would make "
+                "a sparse X dense. Pass X.toarray(), or an estimator that takes sparse X as it is, "
+                "e.g. AutoDecoderImputer(AutoDecoder(loss='poisson')) for counts."
+            )
+        if not is_scalar_nan(self.missing_values):
+            raise ValueError(
+                f"A sparse X marks its missing entries as stored NaN; missing_values="
+                f"{self.missing_values!r} applies to dense X only (its zeros are observed values)."
+            )
+
+    def _transform_sparse(self, X):
+        """:meth:`transform` of a CSR matrix: its stored NaN filled, the rest kept sparse.
+
+        Only the rows with a missing entry are made dense, a bounded block at a time.
+        """
+        X = X.copy()
+        row_of = np.repeat(np.arange(X.shape[0]), np.diff(X.indptr))
+        nan = np.flatnonzero(np.isnan(X.data))
+        rows = np.unique(row_of[nan])
+        step = max(1, DENSE_BLOCK_VALUES // max(X.shape[1], 1))
+        for start in range(0, len(rows), step):
+            block = rows[start : start + step]
+            dense = X[block].toarray()
+            missing = np.isnan(dense)
+            filled = dense.copy()
+            self._fill(dense, missing, filled)
+            # The block's stored NaN, in CSR order: position in the block and column.
+            entries = nan[(row_of[nan] >= block[0]) & (row_of[nan] <= block[-1])]
+            local = np.searchsorted(block, row_of[entries])
+            X.data[entries] = filled[local, X.indices[entries]]
+        indicator = sp.csr_matrix(
+            (np.ones(len(nan), dtype=X.dtype), (row_of[nan], X.indices[nan])), shape=X.shape
+        )
+        # Missing entries of features empty in fit: 0, as in the dense path.
+        X.data[nan[self.empty_features_[X.indices[nan]]]] = 0
+        if not self.keep_empty_features:
+            X = X[:, ~self.empty_features_]
+        if self.indicator_features_ is not None:
+            X = sp.hstack([X, indicator[:, self.indicator_features_]], format="csr")
+        return X
 
     def _fill(self, X, missing, X_imputed):
         """Write the model's completions into the missing entries of ``X_imputed``."""
@@ -447,11 +531,13 @@ class AutoDecoderImputer(SaveMixin, OneToOneFeatureMixin, TransformerMixin, Base
         if self.estimator is None:  # the default model: exact latents
             return model.inverse_transform(linear_gaussian_latents(model, X))
         if self.n_candidates == 1:
-            return model.inverse_transform(model.transform(X))
-        if not hasattr(model, "embedding_"):
+            X_hat = model.inverse_transform(model.transform(X))
+        elif not hasattr(model, "embedding_"):
             raise ValueError("n_candidates > 1 needs an auto-decoder (a model with embedding_).")
-        with model._threads():
-            return self._average_completions(model, X)
+        else:
+            with model._threads():
+                X_hat = self._average_completions(model, X)
+        return _completion(model, X_hat, X)
 
     def get_feature_names_out(self, input_features=None):
         """Names of the output features.
@@ -504,5 +590,6 @@ class AutoDecoderImputer(SaveMixin, OneToOneFeatureMixin, TransformerMixin, Base
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.input_tags.allow_nan = is_scalar_nan(self.missing_values)
+        tags.input_tags.sparse = self.estimator is not None and is_scalar_nan(self.missing_values)
         tags.transformer_tags.preserves_dtype = ["float64", "float32"]
         return tags

@@ -350,6 +350,28 @@ class Likelihood(nn.Module):
     def start_values(self, x):
         return x
 
+    def completion(self, x_hat, x, mask):
+        """The expected values of a sample's entries given its decoding and observed entries.
+
+        What an imputer fills a missing entry with. The decoding itself here;
+        the count likelihoods scale their decoded proportions to the row's
+        library size, estimated from its observed entries.
+
+        Parameters
+        ----------
+        x_hat : torch.Tensor of shape (n, n_features)
+            The decodings (``inverse_transform`` of the inferred latents).
+        x : torch.Tensor of shape (n, n_features)
+            The samples; entries where ``mask`` is False are ignored (NaN allowed).
+        mask : torch.Tensor of bool, shape (n, n_features)
+            True where an entry is observed.
+
+        Returns
+        -------
+        torch.Tensor of shape (n, n_features)
+        """
+        return x_hat
+
     def expected(self, x_hat, library_size=None):
         if library_size is not None:
             raise ValueError(
@@ -571,6 +593,10 @@ class _CountLikelihood(Likelihood):
         totals = np.nansum(x, axis=1, keepdims=True)
         target = float(self.library_size) if torch.isfinite(self.library_size) else 1e4
         return np.log1p(x * (target / np.maximum(totals, 1.0)))
+
+    def completion(self, x_hat, x, mask):
+        """Expected counts at the row's own library size, from its observed entries (:meth:`row_offset`)."""
+        return self.row_offset(x_hat, x, "rate", mask) * x_hat
 
     def expected(self, x_hat, library_size=None):
         """Expected counts at ``library_size`` (default: ``library_size``, the training median)."""

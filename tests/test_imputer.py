@@ -266,3 +266,61 @@ def test_default_fit_warns_nothing_and_saves(tmp_path):
     loaded = load(path)
     np.testing.assert_array_equal(loaded.transform(X), imputer.transform(X))
     assert loaded.aic_ == imputer.aic_
+
+
+@pytest.fixture(scope="module")
+def counts():
+    from sklearn_autodecoder.datasets import make_count_data
+
+    X, _ = make_count_data(300, 40, n_groups=3, n_components=3, library_size=400, random_state=0)
+    hidden = np.random.RandomState(1).rand(*X.shape) < 0.1
+    return X, hidden
+
+
+COUNT_MODEL = dict(n_components=3, hidden_layer_sizes=(), loss="poisson", max_iter=30, device="cpu", random_state=0)
+
+
+def test_count_imputations_follow_the_rows_library_size(counts):
+    # A count model decodes proportions: a missing count is the proportion at the
+    # row's own library size (estimated from its observed entries), not at the
+    # training median. Doubling a row's observed counts doubles its imputations.
+    X, hidden = counts
+    X_missing = np.where(hidden, np.nan, X)
+    # (A tight inference tolerance: the doubled row's loss is another function to stop on.)
+    imputer = AutoDecoderImputer(AutoDecoder(**COUNT_MODEL, inference_tol=1e-8)).fit(X_missing)
+    filled = imputer.transform(X_missing)
+    doubled = imputer.transform(2 * X_missing)
+    np.testing.assert_allclose(doubled[hidden], 2 * filled[hidden], rtol=5e-3)
+    totals = np.nansum(X_missing, axis=1)
+    small, large = np.argsort(totals)[[5, -5]]
+    observed_share = lambda r: np.nansum(X_missing[r]) / np.nansum(filled[r])  # noqa: E731
+    # Each row's completed total keeps the observed share: imputations scale with depth.
+    assert 0.8 < observed_share(small) <= 1 and 0.8 < observed_share(large) <= 1
+
+
+def test_sparse_counts_are_imputed_as_dense_ones_and_stay_sparse(counts):
+    import scipy.sparse as sp
+
+    X, hidden = counts
+    X_missing = np.where(hidden, np.nan, X)
+    # Stored NaN are the missing entries of a sparse X; its zeros are observed counts.
+    X_sparse = sp.csr_matrix(np.where(X_missing == 0, 0, X_missing))
+    assert np.isnan(X_sparse.data).sum() == hidden.sum()
+    params = dict(add_indicator=True)
+    dense = AutoDecoderImputer(AutoDecoder(**COUNT_MODEL), **params).fit(X_missing).transform(X_missing)
+    imputer = AutoDecoderImputer(AutoDecoder(**COUNT_MODEL), **params).fit(X_sparse)
+    out = imputer.transform(X_sparse)
+    assert sp.issparse(out) and out.format == "csr" and out.shape == dense.shape
+    np.testing.assert_allclose(out.toarray(), dense, rtol=1e-5, atol=1e-6)
+    assert not np.isnan(out.data).any()
+    assert np.isnan(X_sparse.data).sum() == hidden.sum()  # the input is left as it was
+
+
+def test_sparse_input_needs_a_model_that_takes_it(counts):
+    import scipy.sparse as sp
+
+    X_sparse = sp.csr_matrix(counts[0])
+    with pytest.raises(ValueError, match="centres every feature, which would make a sparse X dense"):
+        AutoDecoderImputer().fit(X_sparse)
+    with pytest.raises(ValueError, match="stored NaN; missing_values=-1"):
+        AutoDecoderImputer(AutoDecoder(**COUNT_MODEL), missing_values=-1).fit(X_sparse)
