@@ -1,7 +1,7 @@
 """Missing-value imputation with an auto-decoder."""
 
 import warnings
-from numbers import Integral, Real
+from numbers import Real
 
 import numpy as np
 import scipy.sparse as sp
@@ -13,7 +13,7 @@ from sklearn.utils._missing import is_scalar_nan
 from ._autodecoder import AutoDecoder
 from ._data import RowData
 from ._doc_link import DOC_LINK_MODULE, DOC_LINK_TEMPLATE
-from ._compat import HasMethods, Interval, _fit_context, check_is_fitted, validate_data
+from ._compat import HasMethods, IntegerInterval, _fit_context, check_is_fitted, validate_data
 from ._inference import _chunks, decode_in_chunks, pairwise_losses
 from ._persistence import SaveMixin
 from ._load import LowLoadWarning
@@ -297,7 +297,7 @@ class AutoDecoderImputer(SaveMixin, OneToOneFeatureMixin, TransformerMixin, Base
     _parameter_constraints = {
         "estimator": [HasMethods(["fit", "transform", "inverse_transform"]), None],
         "missing_values": [Real],
-        "n_candidates": [Interval(Integral, 1, None, closed="left")],
+        "n_candidates": [IntegerInterval(1, None, closed="left")],
         "add_indicator": ["boolean"],
         "keep_empty_features": ["boolean"],
     }

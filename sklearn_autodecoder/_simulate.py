@@ -10,14 +10,14 @@ to recover.
 from latent groups, with varying library sizes.
 """
 
-from numbers import Integral, Real
+from numbers import Real
 
 import numpy as np
 import scipy.sparse as sp
 from scipy.special import softmax
 from sklearn.utils import check_random_state
 
-from ._compat import Interval, validate_params
+from ._compat import IntegerInterval, Interval, validate_params
 
 __all__ = ["make_count_data", "make_regulatory_data"]
 
@@ -28,9 +28,9 @@ COUNT_CHUNK_ROWS = 1024
 
 @validate_params(
     {
-        "n_samples": [Interval(Integral, 1, None, closed="left")],
-        "n_features": [Interval(Integral, 1, None, closed="left")],
-        "n_components": [Interval(Integral, 1, None, closed="left")],
+        "n_samples": [IntegerInterval(1, None, closed="left")],
+        "n_features": [IntegerInterval(1, None, closed="left")],
+        "n_components": [IntegerInterval(1, None, closed="left")],
         "connectivity": [Interval(Real, 0, 1, closed="right")],
         "noise": [Interval(Real, 0, None, closed="left")],
         "shape": [Interval(Real, 0, None, closed="neither")],
@@ -121,10 +121,10 @@ def make_regulatory_data(
 
 @validate_params(
     {
-        "n_samples": [Interval(Integral, 1, None, closed="left")],
-        "n_features": [Interval(Integral, 2, None, closed="left")],
-        "n_groups": [Interval(Integral, 1, None, closed="left")],
-        "n_components": [Interval(Integral, 1, None, closed="left")],
+        "n_samples": [IntegerInterval(1, None, closed="left")],
+        "n_features": [IntegerInterval(2, None, closed="left")],
+        "n_groups": [IntegerInterval(1, None, closed="left")],
+        "n_components": [IntegerInterval(1, None, closed="left")],
         "group_separation": [Interval(Real, 0, None, closed="left")],
         "effect_size": [Interval(Real, 0, None, closed="left")],
         "library_size": [Interval(Real, 0, None, closed="neither")],

@@ -30,7 +30,6 @@ References
 """
 
 from collections import OrderedDict
-from numbers import Integral
 
 import numpy as np
 import torch
@@ -38,7 +37,7 @@ from scipy.stats import spearmanr
 from sklearn.metrics import pairwise_distances
 from sklearn.utils import check_array
 
-from ._compat import HasMethods, Interval, StrOptions, check_is_fitted, validate_params
+from ._compat import HasMethods, IntegerInterval, StrOptions, check_is_fitted, validate_params
 
 __all__ = [
     "layer_activations",
@@ -455,7 +454,7 @@ def _blocks(entries):
         "estimator": [HasMethods(["transform", "inverse_transform"])],
         "X": ["array-like"],
         "layers": [StrOptions({"blocks", "all"})],
-        "batch_size": [Interval(Integral, 1, None, closed="left")],
+        "batch_size": [IntegerInterval(1, None, closed="left")],
     },
     prefer_skip_nested_validation=True,
 )

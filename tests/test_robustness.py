@@ -30,6 +30,7 @@ from sklearn_autodecoder import (
 from sklearn_autodecoder._random import local_random_draws
 from sklearn_autodecoder._threads import torch_threads
 from sklearn_autodecoder.presets import ConvDecoderSpec
+from sklearn_autodecoder.datasets import make_count_data, make_regulatory_data
 
 ROOT = Path(__file__).resolve().parents[1]
 SMALL = dict(n_components=2, hidden_layer_sizes=(5,), max_iter=1, early_stopping=False, n_jobs=1)
@@ -168,6 +169,16 @@ def test_default_imputer_refuses_all_missing_input():
 def test_bools_are_refused_for_integer_parameters(X, name, value):
     with pytest.raises(ValueError, match=f"'{name}' parameter .* must be an int"):
         AutoDecoder(**{name: value}).fit(X)
+
+
+@pytest.mark.parametrize("call, name", [
+    (lambda: make_count_data(True), "n_samples"),
+    (lambda: make_regulatory_data(10, n_components=True), "n_components"),
+    (lambda: AutoDecoderImputer(n_candidates=True).fit(np.ones((4, 2))), "n_candidates"),
+], ids=["make_count_data", "make_regulatory_data", "imputer"])
+def test_bools_are_refused_for_counts_outside_the_estimators(call, name):
+    with pytest.raises(ValueError, match=f"'{name}' parameter .* must be an int"):
+        call()
 
 
 @pytest.mark.parametrize("callbacks", [[object()], [PrintLog(), "log"], [("log", 3)]])
