@@ -46,6 +46,11 @@ LATENT_INIT_STD = 0.01
 # init="nearest" compares a sample with at most this many decoded training
 # values (rows x features; 128 MiB in float32), on evenly spaced rows.
 NEAREST_MAX_VALUES = 2**25
+# ... and at most this many rows: the comparison costs rows x features per
+# sample, far more than the inference it shortens beyond a few thousand rows
+# (measured at 20,000 training rows, counts x 2,000 genes and MNIST: 4,096
+# rows gave the same held-out scores to 5 digits at a third of the time).
+NEAREST_MAX_ROWS = 4096
 # The PCA start's SVD runs on the whole training set up to this many values
 # (rows x features; 128 MiB in float64), on evenly spaced rows holding
 # PCA_SUBSAMPLE_VALUES above it (16 MiB: out-of-core data stays small in memory).
@@ -231,5 +236,5 @@ class LatentStartsMixin:
 
     def _nearest_rows(self, n_train):
         """Training rows that init="nearest" compares with (evenly spaced)."""
-        n_rows = min(n_train, max(1, NEAREST_MAX_VALUES // self.n_features_in_))
+        n_rows = min(n_train, NEAREST_MAX_ROWS, max(1, NEAREST_MAX_VALUES // self.n_features_in_))
         return torch.linspace(0, n_train - 1, n_rows).round().long()

@@ -102,6 +102,17 @@ def test_nearest_set_after_fit_matches_cached_references(fitted, X):
     np.testing.assert_allclose(model.transform(X[:30]), cached, atol=1e-6)
 
 
+@pytest.mark.parametrize("n_train, n_features, expected", [(100, 10, 100), (20_000, 10, 4096), (20_000, 2**14, 2048)])
+def test_nearest_compares_with_a_bounded_spread_of_training_rows(n_train, n_features, expected):
+    # The start's cost is rows x features per sample: bounded by rows (4,096) and
+    # by values (2**25), on evenly spaced rows from the first to the last.
+    model = AutoDecoder()
+    model.n_features_in_ = n_features
+    rows = model._nearest_rows(n_train)
+    assert len(rows) == expected == len(set(rows.tolist()))
+    assert rows[0] == 0 and rows[-1] == n_train - 1
+
+
 def test_encoder_init_needs_encoder_from_fit(fitted, X):
     model = pickle.loads(pickle.dumps(fitted["zeros"])).set_params(init="encoder")
     with pytest.raises(ValueError, match="refit with init='encoder'"):
