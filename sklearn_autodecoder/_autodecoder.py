@@ -520,7 +520,8 @@ class AutoDecoder(MLPDecoderMixin, BaseAutoDecoder):
         Starting latent of inference, deterministic and computed for each
         sample from that sample alone: zeros; the mean training latent;
         "nearest", the training latent whose decoding has the lowest loss on
-        the sample's observed entries; or "encoder", the output of an
+        the sample's observed entries (among at most 4,096 evenly spaced
+        training rows); or "encoder", the output of an
         amortised encoder (``encoder_``) trained at the end of :meth:`fit` to
         map the training samples (clean and randomly masked) to their
         latents. "encoder" needs the fewest inference steps (see
