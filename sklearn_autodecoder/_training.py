@@ -254,17 +254,33 @@ class RepresentationNet(NeuralNet):
         self.start_loss_ = self.__dict__.get("reference_loss_")
         self.n_features_ = X[0].n_features if isinstance(X, tuple) else None
         with user_interrupts() as interrupted:
-            self.notify("on_train_begin", X=X, y=y)
+            self.__dict__["_interrupted"] = interrupted  # read by _stop_if_interrupted
             try:
-                # fit_params as skorch's fit passes them (skorch 1.4 adds its routing key).
-                self.fit_loop(X, y, **fit_params)
-            except StopTraining:
-                pass
-            except KeyboardInterrupt:
-                if interrupted():
-                    raise
-            self.notify("on_train_end", X=X, y=y)
+                self.notify("on_train_begin", X=X, y=y)
+                try:
+                    # fit_params as skorch's fit passes them (skorch 1.4 adds its routing key).
+                    self.fit_loop(X, y, **fit_params)
+                except StopTraining:
+                    pass
+                except KeyboardInterrupt:
+                    if interrupted():
+                        raise
+                self._stop_if_interrupted()
+                self.notify("on_train_end", X=X, y=y)
+            finally:
+                self.__dict__.pop("_interrupted", None)
         return self
+
+    def _stop_if_interrupted(self):
+        """Raise ``KeyboardInterrupt`` if a Ctrl-C came whose exception never surfaced.
+
+        The SIGINT handler's exception is raised wherever the main thread is;
+        code that checks for signals and drops the error (C extensions,
+        finalizers) loses it, while the handler has noted the interrupt.
+        """
+        interrupted = self.__dict__.get("_interrupted")
+        if interrupted is not None and interrupted():
+            raise KeyboardInterrupt
 
     def initialize_optimizer(self, triggered_directly=None):
         # A likelihood's own parameters (e.g. a dispersion) train with the decoder's weights.
@@ -324,6 +340,7 @@ class RepresentationNet(NeuralNet):
                 self.history.record_batch(prefix + "_loss", loss.item())
             self.history.record_batch(prefix + "_batch_size", size)
             self.notify("on_batch_end", batch=batch, training=training, **step)
+            self._stop_if_interrupted()
             n_batches += 1
         self.history.record(prefix + "_batch_count", n_batches)
         mean = distributed.global_mean(total, count)

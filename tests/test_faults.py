@@ -18,6 +18,15 @@ from sklearn_autodecoder._training import HeldOutEarlyStopping, StopTraining, Tr
 CPU = dict(device="cpu", random_state=0)
 
 
+@pytest.fixture(autouse=True)
+def python_sigint_handler():
+    """Python's own SIGINT handler for each test: interrupt_main does nothing under another."""
+    found = signal.getsignal(signal.SIGINT)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, found)
+
+
 @pytest.fixture(scope="module")
 def X():
     rng = np.random.RandomState(0)
@@ -105,6 +114,30 @@ def test_ctrl_c_during_partial_fit_raises(X):
         model.partial_fit(X)
     model.set_params(callbacks=None)
     _check_untouched(model, X, before, Z)
+
+
+def test_ctrl_c_whose_exception_was_swallowed_still_stops_the_fit(X):
+    # The handler's KeyboardInterrupt is raised wherever the main thread is: code that
+    # drops it (C extensions checking for signals, finalizers) must not lose the Ctrl-C.
+    class SwallowingInterrupt(Callback):
+        batches = 0
+
+        def on_batch_end(self, net, **kwargs):
+            type(self).batches += 1
+            if type(self).batches == 2:
+                try:  # the handler runs in here, and its error is dropped
+                    _thread.interrupt_main()
+                    for _ in range(10**6):
+                        pass
+                except KeyboardInterrupt:
+                    pass
+
+    model = AutoDecoder(n_components=2, max_iter=20, batch_size=8, early_stopping=False,
+                        callbacks=[SwallowingInterrupt()], **CPU)
+    with pytest.raises(KeyboardInterrupt):
+        model.fit(X)
+    assert SwallowingInterrupt.batches == 2  # stopped at once, not at the end of the fit
+    assert not hasattr(model, "decoder_")
 
 
 def test_skorch_callbacks_still_stop_a_fit(X):
