@@ -603,7 +603,9 @@ def infer_latents(
 
     Each row minimises ``loss(decoder(z), x) + penalty(z)`` over its observed
     entries on its own: the result of a row does not depend on the other
-    rows, the chunk size, or the row's position.
+    rows, the chunk size, or the row's position. The solve runs in float32
+    with autocast turned off (an estimator's ``precision`` applies to
+    training and decoding only).
 
     Parameters
     ----------
@@ -648,9 +650,6 @@ def infer_latents(
         Samples per chunk: bounds device memory.
     device : torch.device or str, default="cpu"
         Where the optimisation runs.
-
-    The solve runs in float32 with autocast turned off (an estimator's
-    ``precision`` applies to training and decoding only).
 
     Returns
     -------
