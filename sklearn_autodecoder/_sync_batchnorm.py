@@ -21,7 +21,7 @@ import functools
 from contextlib import contextmanager
 
 import torch
-from torch.distributed.nn import functional as dist_functional
+from torch import distributed as dist
 from torch.nn.modules.batchnorm import _BatchNorm
 
 from . import _distributed as distributed
@@ -62,10 +62,31 @@ def global_batch_norm(*modules):
             layer.__dict__.pop("forward", None)
 
 
+class _AllReduceSum(torch.autograd.Function):
+    """Sum over ranks; its gradient is the sum over ranks of the gradients.
+
+    (Every rank's loss uses the sum, and the ranks' losses add up to the
+    1-process loss.) torch's own ``torch.distributed.nn.functional.all_reduce``
+    does the same but is deprecated with a warning at every process.
+    """
+
+    @staticmethod
+    def forward(ctx, tensor):
+        total = tensor.clone(memory_format=torch.contiguous_format)
+        dist.all_reduce(total)
+        return total
+
+    @staticmethod
+    def backward(ctx, grad):
+        total = grad.clone(memory_format=torch.contiguous_format)
+        dist.all_reduce(total)
+        return total
+
+
 def _all_reduce_sum(tensor):
     """The sum over ranks of ``tensor``, differentiable, on the backend's device."""
     device = distributed._collective_device(tensor.device)
-    return dist_functional.all_reduce(tensor.to(device)).to(tensor.device)
+    return _AllReduceSum.apply(tensor.to(device)).to(tensor.device)
 
 
 def _forward(layer, x):

@@ -27,7 +27,9 @@ def two_ranks(tmp_path_factory):
     out = tmp_path_factory.mktemp("batchnorm")
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
            str(SCRIPT), str(out)]
-    result = subprocess.run(cmd, env=torchrun_env(), capture_output=True, text=True, timeout=300)
+    # A FutureWarning (torch's deprecated differentiable all_reduce warned in every process) fails.
+    env = dict(torchrun_env(), PYTHONWARNINGS="error::FutureWarning")
+    result = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
     return out
 
