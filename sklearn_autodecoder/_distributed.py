@@ -11,7 +11,9 @@ batch is empty still joins its collectives. The dense networks (the
 decoder, and an autoencoder's encoder) are wrapped in
 :class:`~torch.nn.parallel.DistributedDataParallel`, whose gradients are
 all-reduced as a **sum** (:func:`_allreduce_sum`): the package's losses are
-sums over samples, so k ranks take the steps of one process. Epoch losses
+sums over samples, so k ranks take the steps of one process. Their
+batch-norm layers normalise over the global batch while they train
+(:mod:`._sync_batchnorm`). Epoch losses
 are all-reduced too (:func:`global_mean`), so early stopping and the history
 agree on every rank; after ``fit``, :func:`merge_owned_rows` and
 :func:`all_gather_rows` give every rank every row's latent.
