@@ -483,9 +483,10 @@ class AutoDecoderImputer(SaveMixin, OneToOneFeatureMixin, TransformerMixin, Base
         Only the rows with a missing entry are made dense, a bounded block at a time.
         """
         X = X.copy()
-        row_of = np.repeat(np.arange(X.shape[0]), np.diff(X.indptr))
         nan = np.flatnonzero(np.isnan(X.data))
-        rows = np.unique(row_of[nan])
+        # The row of each stored NaN, ascending (CSR order).
+        nan_rows = np.repeat(np.arange(X.shape[0]), np.diff(X.indptr))[nan]
+        rows = np.unique(nan_rows)
         step = max(1, DENSE_BLOCK_VALUES // max(X.shape[1], 1))
         for start in range(0, len(rows), step):
             block = rows[start : start + step]
@@ -493,12 +494,14 @@ class AutoDecoderImputer(SaveMixin, OneToOneFeatureMixin, TransformerMixin, Base
             missing = np.isnan(dense)
             filled = dense.copy()
             self._fill(dense, missing, filled)
-            # The block's stored NaN, in CSR order: position in the block and column.
-            entries = nan[(row_of[nan] >= block[0]) & (row_of[nan] <= block[-1])]
-            local = np.searchsorted(block, row_of[entries])
+            # The block's stored NaN: one slice of them, as the rows are ascending.
+            first = np.searchsorted(nan_rows, block[0], side="left")
+            stop = np.searchsorted(nan_rows, block[-1], side="right")
+            entries = nan[first:stop]
+            local = np.searchsorted(block, nan_rows[first:stop])
             X.data[entries] = filled[local, X.indices[entries]]
         indicator = sp.csr_matrix(
-            (np.ones(len(nan), dtype=X.dtype), (row_of[nan], X.indices[nan])), shape=X.shape
+            (np.ones(len(nan), dtype=X.dtype), (nan_rows, X.indices[nan])), shape=X.shape
         )
         # Missing entries of features empty in fit: 0, as in the dense path.
         X.data[nan[self.empty_features_[X.indices[nan]]]] = 0

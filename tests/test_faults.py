@@ -18,15 +18,6 @@ from sklearn_autodecoder._training import HeldOutEarlyStopping, StopTraining, Tr
 CPU = dict(device="cpu", random_state=0)
 
 
-@pytest.fixture(autouse=True)
-def python_sigint_handler():
-    """Python's own SIGINT handler for each test: interrupt_main does nothing under another."""
-    found = signal.getsignal(signal.SIGINT)
-    signal.signal(signal.SIGINT, signal.default_int_handler)
-    yield
-    signal.signal(signal.SIGINT, found)
-
-
 @pytest.fixture(scope="module")
 def X():
     rng = np.random.RandomState(0)

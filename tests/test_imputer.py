@@ -316,6 +316,19 @@ def test_sparse_counts_are_imputed_as_dense_ones_and_stay_sparse(counts):
     assert np.isnan(X_sparse.data).sum() == hidden.sum()  # the input is left as it was
 
 
+def test_sparse_rows_are_filled_the_same_block_by_block(counts, monkeypatch):
+    import scipy.sparse as sp
+
+    from sklearn_autodecoder import _imputer
+
+    X, hidden = counts
+    X_sparse = sp.csr_matrix(np.where(hidden, np.nan, np.where(X == 0, 0, X)))
+    imputer = AutoDecoderImputer(AutoDecoder(**COUNT_MODEL)).fit(X_sparse)
+    whole = imputer.transform(X_sparse)
+    monkeypatch.setattr(_imputer, "DENSE_BLOCK_VALUES", 3 * X.shape[1])  # blocks of 3 rows
+    np.testing.assert_array_equal(imputer.transform(X_sparse).toarray(), whole.toarray())
+
+
 def test_sparse_input_needs_a_model_that_takes_it(counts):
     import scipy.sparse as sp
 
